@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine with only Python 3.11+.
+
+    python3 dev.py demo    # create .venv if needed, install, open the console on the simulator
+    python3 dev.py test    # create .venv if needed, install with test extras, run the whole suite
+
+Any further arguments go to ``chairside`` (demo) or to pytest (test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _stamp(extras: str) -> Path:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()[:16]
+    return VENV / f".installed-{digest}"
+
+
+def ensure(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Chairside needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print("dev.py: creating .venv ...", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = _stamp(extras)
+    if stamp.exists():
+        return
+    print(f"dev.py: installing chairside[{extras}] into .venv ...", file=sys.stderr)
+    quiet = ["-q"] if os.environ.get("CI") else []
+    subprocess.run([str(PY), "-m", "pip", "install", *quiet, "--upgrade", "pip"], check=True)
+    subprocess.run([str(PY), "-m", "pip", "install", *quiet, "-e", f".[{extras}]"], check=True, cwd=ROOT)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "demo"
+    rest = argv[1:]
+    if cmd == "demo":
+        ensure("test")
+        return subprocess.call([str(BIN / "chairside"), *rest], cwd=ROOT)
+    if cmd == "test":
+        ensure("test,bench")
+        workers = os.environ.get("CHAIRSIDE_TEST_WORKERS", "2")
+        return subprocess.call([str(PY), "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", *rest], cwd=ROOT)
+    if cmd == "bench":
+        ensure("test,bench")
+        return subprocess.call([str(PY), str(ROOT / "bench" / "run_all.py"), *rest], cwd=ROOT)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,307 @@
+"""Session events: the append-only record of a session, as one discriminated union.
+
+Owns: every event type, the ``Event`` union and ``EventAdapter`` (validate/serialise).
+Must not import: anything outside stdlib and pydantic.
+
+Every event carries ``seq`` (assigned by the store on append; -1 before), ``t`` (UTC),
+``mono`` (seconds since the session opened, from the monotonic clock) and ``author``
+(staff initials, or ``SYS`` for the system, ``ALM`` for the alarm engine, ``DEV`` for
+the device). Events are never changed: a correction is an :class:`Amendment` that
+points at the event it corrects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from chairside.domain.readings import DeviceStatus, Reading
+
+Phase = Literal["pre_infusion", "infusion", "recovery", "discharged"]
+Priority = Literal["low", "medium", "high"]
+AlarmClass = Literal["physiological", "technical"]
+SYSTEM = "SYS"
+ALARM_ENGINE = "ALM"
+DEVICE = "DEV"
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = -1
+    t: datetime
+    mono: float = 0.0
+    author: str = SYSTEM
+
+    @field_validator("t")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        if v.tzinfo is None or v.utcoffset() is None:
+            raise ValueError("event time must be timezone-aware (UTC)")
+        return v
+
+    @field_validator("author")
+    @classmethod
+    def _initials(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("author initials are required")
+        return v
+
+
+class SessionOpened(_EventBase):
+    kind: Literal["session_opened"] = "session_opened"
+    session_id: str
+    patient_id: str  # pseudonymous
+    weight_kg: float
+    weight_source: Literal["measured", "stated", "chart"] = "measured"
+    weight_confirmed_by: str | None = None
+    protocol: str  # protocol template name
+    staff: tuple[str, ...] = ()
+    app_version: str = ""
+    simulated: bool = False
+    sim_seed: int | None = None
+    scenario: str | None = None
+    training: bool = False
+
+
+class ChecklistCompleted(_EventBase):
+    kind: Literal["checklist_completed"] = "checklist_completed"
+    # contraindication name -> present (True means the contraindication IS present)
+    contraindications: dict[str, bool] = Field(default_factory=dict)
+    hours_fasted: float | None = None
+    escort_confirmed: bool = False
+    consent: bool = False
+    notes: str = ""
+
+
+class BaselineRecorded(_EventBase):
+    kind: Literal["baseline_recorded"] = "baseline_recorded"
+    sbp: float | None = None
+    dbp: float | None = None
+    map: float | None = None
+    hr: float | None = None
+    spo2: float | None = None
+    moaas: int | None = None
+    cadss: int | None = None
+    source_seqs: tuple[int, ...] = ()  # readings events the values came from, if any
+
+
+class PhaseChanged(_EventBase):
+    kind: Literal["phase_changed"] = "phase_changed"
+    from_phase: Phase
+    to_phase: Phase
+    reason: str = ""
+
+
+class _InfusionRate(_EventBase):
+    drug: str = "ketamine"
+    concentration_mg_ml: float = 0.0
+    rate_mg_kg_h: float = 0.0
+    rate_ml_h: float = 0.0
+    reason: str = ""
+
+
+class InfusionStarted(_InfusionRate):
+    kind: Literal["infusion_started"] = "infusion_started"
+    route: str = "IV"
+    dose_mg_kg: float | None = None  # target dose for the infusion, if dosed by mg/kg
+    duration_min: float | None = None
+    lot: str = ""
+    diluent: str = ""
+    bag_volume_ml: float | None = None
+    gate_override_reason: str = ""  # pre-infusion BP/SpO2 gate overridden
+    above_usual_reason: str = ""  # dose above the template's usual range
+    confirmed_by: str | None = None
+
+
+class InfusionRateChanged(_InfusionRate):
+    kind: Literal["infusion_rate_changed"] = "infusion_rate_changed"
+    old_rate_mg_kg_h: float = 0.0
+    old_rate_ml_h: float = 0.0
+    above_usual_reason: str = ""
+
+
+class InfusionPaused(_EventBase):
+    kind: Literal["infusion_paused"] = "infusion_paused"
+    reason: str = ""
+
+
+class InfusionResumed(_InfusionRate):
+    kind: Literal["infusion_resumed"] = "infusion_resumed"
+
+
+class InfusionStopped(_EventBase):
+    kind: Literal["infusion_stopped"] = "infusion_stopped"
+    reason: str = ""
+
+
+class ReadingsRecorded(_EventBase):
+    """A group of readings committed together. The store keeps the readings compactly in
+    its own table and chains their digest; ``readings`` is filled back in on load."""
+
+    kind: Literal["readings_recorded"] = "readings_recorded"
+    readings: tuple[Reading, ...] = ()
+    count: int = 0
+    digest: str = ""  # sha256 of the readings' canonical form, set by the store
+
+
+class ObservationRecorded(_EventBase):
+    kind: Literal["observation_recorded"] = "observation_recorded"
+    # cadss, moaas, rass, nausea, vomiting, anxiety, htn_symptoms, bprs, other
+    scale: str
+    score: float | None = None
+    items: dict[str, Any] = Field(default_factory=dict)
+    text: str = ""
+
+
+class InterventionGiven(_EventBase):
+    kind: Literal["intervention_given"] = "intervention_given"
+    drug: str
+    dose: float | None = None
+    dose_unit: str = ""
+    route: str = ""
+    lot: str = ""
+    given_by: str = ""
+    ordered_by: str = ""
+    reason: str = ""
+    response: str = ""
+
+
+class _AlarmBase(_EventBase):
+    author: str = ALARM_ENGINE
+    alarm_id: str  # stable id of this alarm instance, e.g. "spo2_low_medium#3"
+    rule: str = ""  # rule name from the limits data file
+
+
+class AlarmRaised(_AlarmBase):
+    kind: Literal["alarm_raised"] = "alarm_raised"
+    priority: Priority
+    alarm_class: AlarmClass = "physiological"
+    param: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    source_tag: str = ""  # [P], [P*], [S], [C]
+    message: str = ""
+    latching: bool = False
+
+
+class AlarmEscalated(_AlarmBase):
+    kind: Literal["alarm_escalated"] = "alarm_escalated"
+    from_priority: Priority
+    to_priority: Priority
+    reason: str = ""  # e.g. "unacknowledged 5 min", "second consecutive severe reading"
+    reannounce: bool = False  # re-announced at the same priority (2-min reminder)
+    value: float | None = None
+
+
+class AlarmAcknowledged(_AlarmBase):
+    kind: Literal["alarm_acknowledged"] = "alarm_acknowledged"
+    by: str = ""
+
+
+class AlarmSilenced(_AlarmBase):
+    kind: Literal["alarm_silenced"] = "alarm_silenced"
+    mode: Literal["audio_paused", "audio_off", "alarm_off", "alarm_paused", "reminder", "resumed"]
+    duration_s: float | None = None
+    by: str = ""
+
+
+class AlarmCleared(_AlarmBase):
+    kind: Literal["alarm_cleared"] = "alarm_cleared"
+    value: float | None = None
+    reason: str = ""
+
+
+class DeviceStatusChanged(_EventBase):
+    kind: Literal["device_status"] = "device_status"
+    author: str = DEVICE
+    status: DeviceStatus
+    port: str = ""
+    driver: str = ""
+
+
+class NoteAdded(_EventBase):
+    kind: Literal["note"] = "note"
+    text: str
+
+
+class Amendment(_EventBase):
+    kind: Literal["amendment"] = "amendment"
+    target_seq: int
+    reason: str
+    replacement: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("an amendment needs a reason")
+        return v
+
+
+class DischargeAssessed(_EventBase):
+    kind: Literal["discharge_assessed"] = "discharge_assessed"
+    aldrete: dict[str, int] = Field(default_factory=dict)
+    aldrete_total: int | None = None
+    padss: dict[str, int] = Field(default_factory=dict)
+    padss_total: int | None = None
+    vitals_within_20pct: bool | None = None
+    minutes_since_end: float | None = None
+    min_recovery_met: bool | None = None
+    escort_present: bool = False
+    instructions_given: bool = False
+    criteria_met: bool = False
+    blocked_reasons: tuple[str, ...] = ()
+    override_reason: str = ""
+    discharged: bool = False
+
+
+class SessionClosed(_EventBase):
+    kind: Literal["session_closed"] = "session_closed"
+    reason: str = ""
+
+
+Event = Annotated[
+    Union[
+        SessionOpened,
+        ChecklistCompleted,
+        BaselineRecorded,
+        PhaseChanged,
+        InfusionStarted,
+        InfusionRateChanged,
+        InfusionPaused,
+        InfusionResumed,
+        InfusionStopped,
+        ReadingsRecorded,
+        ObservationRecorded,
+        InterventionGiven,
+        AlarmRaised,
+        AlarmEscalated,
+        AlarmAcknowledged,
+        AlarmSilenced,
+        AlarmCleared,
+        DeviceStatusChanged,
+        NoteAdded,
+        Amendment,
+        DischargeAssessed,
+        SessionClosed,
+    ],
+    Field(discriminator="kind"),
+]
+
+EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+ALARM_EVENT_KINDS = frozenset(
+    {"alarm_raised", "alarm_escalated", "alarm_acknowledged", "alarm_silenced", "alarm_cleared"}
+)
+CLINICAL_EVENT_KINDS = frozenset(
+    {
+        "session_opened", "checklist_completed", "baseline_recorded", "phase_changed",
+        "infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed",
+        "infusion_stopped", "observation_recorded", "intervention_given", "note", "amendment",
+        "discharge_assessed", "session_closed",
+    }
+)
