@@ -45,6 +45,22 @@ def ensure(extras: str) -> None:
     stamp.touch()
 
 
+def ensure_chromium() -> None:
+    """Best effort: Debian's chromium for the HTML report's screenshot test (root + apt only)."""
+    import shutil
+
+    if shutil.which("chromium") or os.environ.get("CHAIRSIDE_NO_APT"):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("dev.py: chromium not found; the report screenshot test will be skipped", file=sys.stderr)
+        return
+    print("dev.py: installing chromium (apt-get) for the report screenshot test ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"stdout": subprocess.DEVNULL} if os.environ.get("CI") else {}
+    if subprocess.call(["apt-get", "update", "-qq"], env=env, **quiet) == 0:
+        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, **quiet)
+
+
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "demo"
     rest = argv[1:]
@@ -53,6 +69,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "chairside"), *rest], cwd=ROOT)
     if cmd == "test":
         ensure("test,bench")
+        ensure_chromium()
         workers = os.environ.get("CHAIRSIDE_TEST_WORKERS", "2")
         return subprocess.call([str(PY), "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", *rest], cwd=ROOT)
     if cmd == "bench":

@@ -82,6 +82,11 @@ class Driver:
     def reset(self) -> None:
         """Forget any partial frame (after a reconnect)."""
 
+    def flush(self) -> list[DriverOutput]:
+        """End of input (a file, a closed connection): finish what a terminator would have
+        finished, e.g. an HL7 message sent without MLLP whose end is only known at EOF."""
+        return []
+
 
 def available() -> list[str]:
     return sorted(_REGISTRY)

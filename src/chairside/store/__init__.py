@@ -2,4 +2,29 @@
 
 May import: chairside.domain, stdlib (sqlite3, hashlib, json, csv). Must not import:
 textual, serial, chairside.transport, chairside.alarms, chairside.service.
+
+Public API: :class:`SessionFile` (create/open/append/append_readings/flush/tick/retry/
+events/readings/state/last_hash/degraded/close), :func:`verify` -> :class:`VerifyResult`,
+and the errors :class:`SessionFileError` (base), :class:`NotASessionFile`,
+:class:`DamagedSessionFile`, :class:`SessionFileBusy`. The byte forms that are hashed are
+documented in :mod:`chairside.store.canonical`; the layout in :mod:`chairside.store.schema`.
 """
+
+from chairside.store.schema import (
+    DamagedSessionFile,
+    NotASessionFile,
+    SessionFileBusy,
+    SessionFileError,
+)
+from chairside.store.session_file import SessionFile
+from chairside.store.verify import VerifyResult, verify
+
+__all__ = [
+    "DamagedSessionFile",
+    "NotASessionFile",
+    "SessionFile",
+    "SessionFileBusy",
+    "SessionFileError",
+    "VerifyResult",
+    "verify",
+]

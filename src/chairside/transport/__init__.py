@@ -2,6 +2,77 @@
 ``serial.serial_for_url``; read loop, reconnect with backoff, technical link events,
 HL7 TCP listener, raw-capture tee and replay source.
 
+Modules: ``serial_link`` (``Link``), ``hl7_listener`` (``Hl7Listener``), ``capture``
+(``CaptureWriter``, ``iter_capture``, ``ReplaySource``), ``datapath`` (shared pieces,
+``TransportConfig``, ``LinkStats``). ``open_source`` picks a ``Link`` or an
+``Hl7Listener`` from a ``--port`` value.
+
 May import: chairside.drivers, chairside.domain, serial, stdlib. Must not import:
 textual, chairside.store, chairside.alarms, chairside.service.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from chairside.domain.clock import Clock
+from chairside.drivers.base import Driver
+from chairside.transport.capture import (
+    CaptureError,
+    CaptureReader,
+    CaptureWriter,
+    ReplaySource,
+    capture_info,
+    is_capture,
+    iter_capture,
+    parse_speed,
+)
+from chairside.transport.datapath import LinkStats, OutputCallback, RawCallback, TransportConfig
+from chairside.transport.hl7_listener import Hl7Listener
+from chairside.transport.serial_link import Link, serial_settings
+
+LISTEN_SCHEME = "listen"
+
+
+def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: OutputCallback,
+                on_raw: RawCallback | None = None, serial: Mapping[str, Any] | None = None,
+                config: TransportConfig | None = None) -> Link | Hl7Listener:
+    """A not-yet-started ``Link`` for a port URL, or an ``Hl7Listener`` for ``listen://HOST:PORT``.
+
+    With ``listen://`` each connection gets its own driver (by name, or a new instance of
+    the given driver's class, which must take no arguments); a
+    missing host means 127.0.0.1, a missing port 2575. Raises ValueError on a bad
+    ``listen://`` value or serial setting.
+    """
+    if port.lower().startswith(f"{LISTEN_SCHEME}://"):
+        parts = urlsplit(port)
+        try:
+            host = parts.hostname or "127.0.0.1"
+            number = parts.port if parts.port is not None else 2575
+        except ValueError:
+            raise ValueError(f"bad listen address {port!r}; expected listen://HOST:PORT") from None
+        # each connection gets its own driver: by name, or a new instance of the given one's class
+        factory = driver if isinstance(driver, str) else type(driver)
+        return Hl7Listener(factory, clock=clock, on_output=on_output, on_raw=on_raw, host=host,
+                           port=number, config=config)
+    return Link(port, driver, clock=clock, on_output=on_output, on_raw=on_raw, serial=serial, config=config)
+
+
+__all__ = [
+    "CaptureError",
+    "CaptureReader",
+    "CaptureWriter",
+    "Hl7Listener",
+    "Link",
+    "LinkStats",
+    "ReplaySource",
+    "TransportConfig",
+    "capture_info",
+    "is_capture",
+    "iter_capture",
+    "open_source",
+    "parse_speed",
+    "serial_settings",
+]

@@ -1,0 +1,77 @@
+"""Public API of the simulator (for the alarms tests, the service, training, benches).
+
+Owns: ``generate(scenario, driver, seed, duration_s, **opts)`` -> iterator of
+``(sim_seconds, bytes)`` (what the device sent, second by second), ``simulation(...)`` (a
+``Simulation`` to drive step by step), ``load_scenario(name_or_path)``,
+``list_scenarios()``. Everything here is deterministic for a given seed (same numpy
+build): the device clock starts at ``DEFAULT_START`` unless ``start=`` is given.
+Must not import: textual, chairside.ui, chairside.service, chairside.store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from simulators.engine import DEFAULT_START, DT_S, SimEvent, Simulation
+from simulators.engine import load_scenario as _load
+from simulators.scenario import Scenario, ScenarioError, find, names
+
+__all__ = ["DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation", "generate", "list_scenarios",
+           "load_scenario", "simulation"]
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A validated scenario by name (shipped) or by path; ScenarioError naming file, field
+    and reason otherwise."""
+    return _load(name_or_path)
+
+
+def list_scenarios() -> list[dict[str, Any]]:
+    """The shipped scenarios: name, title, duration_s, trains, path."""
+    out = []
+    for name in names():
+        path = find(name)
+        sc = _load(path)
+        out.append({"name": sc.name, "title": sc.title, "duration_s": sc.duration_s, "trains": sc.trains,
+                    "path": str(path)})
+    return out
+
+
+def simulation(scenario: str | Path | Scenario, driver: str | Sequence[str] | None = "ge-s5", seed: int | None = None,
+               **opts: Any) -> Simulation:
+    """A ``Simulation`` (options: start, speed, noise, auto_request, record)."""
+    return Simulation(scenario, seed, driver, **opts)
+
+
+def generate(scenario: str | Path | Scenario, driver: str, seed: int | None = None, duration_s: float | None = None,
+             *, start: datetime | None = None, noise: bool = True, auto_request: bool = True,
+             events: Iterable[dict[str, Any]] = (), chunk_s: float = DT_S,
+             sim: list[Simulation] | None = None) -> Iterator[tuple[float, bytes]]:
+    """The bytes ``driver`` sends during ``duration_s`` simulated seconds (default: the
+    scenario's duration), as ``(sim_seconds, bytes)`` chunks of ``chunk_s`` seconds
+    (empty chunks are skipped).
+
+    ``events``: timed trainee/instructor actions, e.g. ``[{"t": 1500, "event":
+    "pause_infusion"}, {"t": 1600, "event": "labetalol", "dose_mg_kg": 0.25}]``.
+    ``sim``: pass a list to receive the ``Simulation`` (for its event log or debrief).
+    """
+    s = Simulation(scenario, seed, driver, start=start, noise=noise, auto_request=auto_request)
+    if sim is not None:
+        sim.append(s)
+    total = float(duration_s if duration_s is not None else s.scenario.duration_s)
+    pending = sorted(({**e} for e in events), key=lambda e: float(e["t"]))
+    chunk = max(DT_S, float(chunk_s))
+    while s.t < total - 1e-9:
+        while pending and float(pending[0]["t"]) <= s.t + 1e-9:
+            e = pending.pop(0)
+            e.pop("t")
+            s.inject(e.pop("event"), **e)
+        step = min(chunk, total - s.t)
+        if pending:
+            step = min(step, max(DT_S, float(pending[0]["t"]) - s.t))
+        data = s.advance(step)
+        if data:
+            yield s.t, data

@@ -1,0 +1,116 @@
+"""``chairside export FILE --format csv|jsonl|html|fhir|rems-json [--out PATH]``.
+
+Owns: the csv and jsonl exports (csv: one row per reading with columns ``t, param, value,
+unit, valid, flags, source, device_time, receive_time``; jsonl: one event per line in
+canonical JSON, readings included) and dispatch of the report formats to
+``chairside.store.report_html`` / ``report_fhir`` / ``report_rems`` (their ``export(path,
+out)``), which exit 2 "format not available" when the module is absent.
+The file is opened read-only and its chain verified first; a damaged or foreign file
+exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
+REPORTS = {"html": "report_html", "fhir": "report_fhir", "rems-json": "report_rems"}
+FORMATS = ["csv", "jsonl", *REPORTS]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="session file")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--out", metavar="PATH", help="output file (csv/jsonl default: stdout)")
+
+
+def _iso(dt: Any) -> str:
+    if dt is None:
+        return ""
+    s = dt.isoformat()
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return ""
+    return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+def write_csv(events: list[Any], out: IO[str]) -> int:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    n = 0
+    for e in events:
+        if e.kind != "readings_recorded":
+            continue
+        for r in e.readings:
+            w.writerow([_iso(r.time), r.param, _num(r.value), r.unit, "true" if r.valid else "false",
+                        ";".join(r.flags), r.source, _iso(r.device_time), _iso(r.receive_time)])
+            n += 1
+    return n
+
+
+def write_jsonl(events: list[Any], out: IO[str]) -> int:
+    from chairside.store.canonical import canonical_json
+
+    for e in events:
+        out.write(canonical_json(e.model_dump(mode="json")).decode("utf-8") + "\n")
+    return len(events)
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        yield f
+
+
+def run(args: argparse.Namespace) -> int:
+    from chairside.cli import UsageError
+    from chairside.store import SessionFile, SessionFileError
+
+    path = Path(args.file)
+    if args.format in REPORTS:
+        try:
+            mod = importlib.import_module(f"chairside.store.{REPORTS[args.format]}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("chairside.store"):
+                raise UsageError(f"format {args.format!r} not available in this build") from None
+            raise
+        exporter = getattr(mod, "export", None)
+        if exporter is None:
+            raise UsageError(f"format {args.format!r} not available in this build")
+        try:
+            written = exporter(path, Path(args.out) if args.out else None)
+        except (SessionFileError, FileNotFoundError, ValueError) as exc:
+            # the exporters raise ValueError for bad input (e.g. REMS form of an IV session)
+            raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        print(f"wrote {written}", file=sys.stderr)
+        return 0
+    try:
+        sf = SessionFile.open(path, readonly=True)
+    except SessionFileError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        events = sf.events()
+    finally:
+        sf.close()
+    try:
+        with _output(args.out) as out:
+            n = write_csv(events, out) if args.format == "csv" else write_jsonl(events, out)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"{args.out}: cannot write ({exc.strerror})") from None
+    what = "readings" if args.format == "csv" else "events"
+    print(f"exported {n} {what} from {path}" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,125 @@
+"""``chairside simulate``: write or serve a simulated monitor's byte stream.
+
+Owns: the options and output of the ``simulate`` command:
+``--scenario NAME --driver D [--seed N] [--duration S] [--speed X] (--out FILE | --pty | --tcp PORT)``.
+``--out`` writes the bytes at once (not paced; ``-`` = stdout); ``--pty`` prints the
+device path on stdout (``chairside run --port <path>`` reads it like a real monitor);
+``--tcp`` serves 127.0.0.1:PORT (prints ``127.0.0.1:PORT``). A summary goes to stderr.
+Imports the simulator inside ``run`` (heavy: numpy) so ``chairside --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+DRIVERS = ("ge-s5", "masimo", "hl7")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", required=True, help="scenario name (see `chairside scenarios`) or a .toml path")
+    parser.add_argument("--driver", required=True, choices=DRIVERS, help="protocol the simulated device speaks")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="simulated seconds (default: the scenario's duration)")
+    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
+                        help="time scale for --pty/--tcp (2 = twice real time)")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="FILE", help="write the byte stream to FILE ('-' = stdout), unpaced")
+    out.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal; prints its path")
+    out.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT (0 = any free port)")
+    parser.add_argument("--start", metavar="ISO",
+                        help="device clock at simulated time 0 (default: fixed for --out, wall clock when serving)")
+    parser.add_argument("--no-noise", action="store_true", help="no variability: the mean trajectory")
+    parser.add_argument("--autostart", action="store_true",
+                        help="ge-s5 when serving: stream without waiting for the host's request record")
+    parser.add_argument("--events-out", metavar="FILE", help="write the run's event log (JSON lines) to FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from chairside.cli import UsageError
+
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError("--duration must be > 0")
+    if not args.speed > 0:
+        raise UsageError("--speed must be > 0")
+    if args.tcp is not None and not 0 <= args.tcp <= 65535:
+        raise UsageError(f"--tcp: {args.tcp} is not a port number")
+    start = None
+    if args.start:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            raise UsageError(f"--start: not an ISO 8601 time: {args.start!r}") from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+
+    from chairside.domain.clock import WallClock
+    from simulators.engine import Simulation
+    from simulators.scenario import ScenarioError
+
+    serving = args.out is None
+    try:
+        sim = Simulation(args.scenario, args.seed, args.driver, start=start or (WallClock().now() if serving else None),
+                         speed=args.speed, noise=not args.no_noise, auto_request=not serving or args.autostart)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    duration = float(args.duration if args.duration is not None else sim.scenario.duration_s)
+    if serving:
+        _stop_on_sigterm()
+    if args.out is not None:
+        stats = _write(sim, duration, args.out)
+    elif args.pty:
+        from simulators.servers import serve_pty
+
+        stats = serve_pty(sim, duration_s=duration, on_ready=_ready)
+    else:
+        from simulators.servers import serve_tcp
+
+        try:
+            stats = serve_tcp(sim, args.tcp, duration_s=duration, on_ready=_ready)
+        except OSError as exc:
+            raise UsageError(f"--tcp {args.tcp}: cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
+    if args.events_out:
+        with open(args.events_out, "w", encoding="utf-8") as fh:
+            for e in sim.events:
+                fh.write(json.dumps(e.as_dict()) + "\n")
+    print(f"chairside simulate: scenario {sim.scenario.name}, driver {args.driver}, seed {sim.seed}, "
+          f"{sim.t:.0f} s simulated, {stats.get('sent', 0)} bytes sent"
+          + (f", {stats['dropped']} dropped" if stats.get("dropped") else ""), file=sys.stderr)
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a server like Ctrl-C: the pty / socket is closed and the summary printed."""
+    import signal
+    import threading
+
+    def _interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _ready(where: str) -> None:
+    print(where, flush=True)
+
+
+def _write(sim, duration: float, out: str) -> dict[str, int]:
+    sent = 0
+    fh = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
+    try:
+        while sim.t < duration - 1e-9:
+            data = sim.advance(min(60.0, duration - sim.t))
+            if data:
+                fh.write(data)
+                sent += len(data)
+    finally:
+        if fh is not sys.stdout.buffer:
+            fh.close()
+        else:
+            fh.flush()
+    return {"sent": sent}

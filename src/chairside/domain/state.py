@@ -1,0 +1,611 @@
+"""Session state: a pure fold of the session's events.
+
+Owns: ``SessionState`` (frozen), its parts (``SessionInfo``, ``InfusionState``,
+``RateSegment``, ``AlarmState``, ``EffectiveEvent``), ``apply(state, event)``,
+``fold(events)`` and ``StateError``.
+Must not import: anything outside stdlib and pydantic; of chairside only ``chairside.domain``.
+
+Rules:
+- The first event is ``session_opened``; ``seq`` strictly increases. An event with
+  ``seq == -1`` (not yet stored) takes the seq the store will give it (``last_seq + 1``, or
+  ``FIRST_SEQ`` = 1 for the first) and is kept with that seq, so the live state and the
+  fold of the reopened file are equal.
+- After ``session_closed`` only amendments are accepted (a late correction of the record,
+  21 CFR 11.10(e): changes must not obscure what was recorded); anything else raises.
+- Events that contradict the state (pause when not running, ack of an unknown alarm, a
+  phase change from the wrong phase, an amendment of a later event) raise :class:`StateError`
+  naming the event. The service applies an event before storing it, so a refused event
+  never reaches the record.
+- Amendments never remove anything: ``state.effective(seq)`` gives the original, every
+  amendment and the resulting current version. Session info (weight...) and the infusion
+  (segments, totals) are rebuilt from the amended versions, so dose totals use corrected
+  values; ``observations``, ``baseline`` etc. return current versions.
+- Fold of the same events gives an equal state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from chairside.domain.dose import fill_rates
+from chairside.domain.events import (
+    AlarmAcknowledged,
+    AlarmCleared,
+    AlarmEscalated,
+    AlarmRaised,
+    AlarmSilenced,
+    Amendment,
+    BaselineRecorded,
+    ChecklistCompleted,
+    DeviceStatusChanged,
+    DischargeAssessed,
+    Event,
+    EventAdapter,
+    InfusionPaused,
+    InfusionRateChanged,
+    InfusionResumed,
+    InfusionStarted,
+    InfusionStopped,
+    InterventionGiven,
+    NoteAdded,
+    ObservationRecorded,
+    PhaseChanged,
+    ReadingsRecorded,
+    SessionClosed,
+    SessionOpened,
+)
+from chairside.domain.readings import NIBP_PARAMS, Reading
+
+InfusionStatus = Literal["not_started", "running", "paused", "stopped"]
+AlarmStatus = Literal["active", "acknowledged", "latched", "cleared"]
+
+INFUSION_KINDS = frozenset(
+    {"infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed", "infusion_stopped"}
+)
+_NOT_AMENDABLE_FIELDS = frozenset({"seq", "kind"})
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+FIRST_SEQ = 1  # chairside.store numbers a session's events from 1
+
+
+class StateError(ValueError):
+    """An event that cannot be applied to the state; the message names the event."""
+
+
+def _label(ev: Any, seq: int) -> str:
+    return f"event #{seq} ({ev.kind})"
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session_id: str
+    patient_id: str
+    weight_kg: float
+    weight_source: str
+    weight_confirmed_by: str | None
+    protocol: str
+    staff: tuple[str, ...]
+    simulated: bool
+    sim_seed: int | None
+    scenario: str | None
+    training: bool
+    app_version: str
+    opened_t: datetime
+    opened_seq: int
+
+    @classmethod
+    def from_event(cls, ev: SessionOpened, seq: int) -> SessionInfo:
+        return cls(
+            session_id=ev.session_id, patient_id=ev.patient_id, weight_kg=ev.weight_kg,
+            weight_source=ev.weight_source, weight_confirmed_by=ev.weight_confirmed_by,
+            protocol=ev.protocol, staff=tuple(ev.staff), simulated=ev.simulated, sim_seed=ev.sim_seed,
+            scenario=ev.scenario, training=ev.training, app_version=ev.app_version, opened_t=ev.t,
+            opened_seq=seq,
+        )
+
+
+@dataclass(frozen=True)
+class RateSegment:
+    """The pump running at one rate from ``start`` to ``end`` (None: still running)."""
+
+    start_t: datetime
+    start_mono: float
+    end_t: datetime | None
+    end_mono: float | None
+    rate_mg_kg_h: float
+    rate_ml_h: float
+    concentration_mg_ml: float
+    start_seq: int
+    end_seq: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.end_mono is None
+
+    def close(self, t: datetime, mono: float, seq: int) -> RateSegment:
+        return replace(self, end_t=t, end_mono=mono, end_seq=seq)
+
+
+@dataclass(frozen=True)
+class InfusionState:
+    status: InfusionStatus = "not_started"
+    drug: str = ""
+    route: str = ""
+    concentration_mg_ml: float | None = None
+    rate_mg_kg_h: float = 0.0  # the current (or, when paused/stopped, last) ordered rate
+    rate_ml_h: float = 0.0
+    dose_mg_kg: float | None = None
+    duration_min: float | None = None
+    lot: str = ""
+    segments: tuple[RateSegment, ...] = ()
+    started_t: datetime | None = None  # first start
+    started_mono: float | None = None
+    stopped_t: datetime | None = None  # last stop
+    stopped_mono: float | None = None
+    last_start_or_increase_mono: float | None = None  # for the tightened BP cadence
+    rate_changes: int = 0
+    pauses: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    alarm_id: str
+    rule: str
+    priority: str
+    alarm_class: str
+    param: str | None
+    value: float | None
+    limit: float | None
+    source_tag: str
+    message: str
+    latching: bool
+    raised_seq: int
+    raised_t: datetime
+    raised_mono: float
+    status: AlarmStatus = "active"
+    condition_present: bool = True
+    acknowledged_by: str | None = None
+    acknowledged_t: datetime | None = None
+    cleared_t: datetime | None = None
+    cleared_seq: int | None = None
+    escalations: int = 0
+    reannouncements: int = 0
+    silence_mode: str | None = None
+    silenced_by: str | None = None
+    silence_until_mono: float | None = None  # None with a mode: indefinite
+
+    @property
+    def open(self) -> bool:
+        """Still to be seen: active, acknowledged while the condition persists, or latched."""
+        return self.status != "cleared"
+
+    def silenced_at(self, mono: float) -> bool:
+        if self.silence_mode is None:
+            return False
+        return self.silence_until_mono is None or mono < self.silence_until_mono
+
+
+@dataclass(frozen=True)
+class EffectiveEvent:
+    """An event with its amendments: the original is never removed."""
+
+    seq: int
+    original: Any  # the recorded event (None if the state does not index it: readings)
+    amendments: tuple[Amendment, ...]
+    current: Any  # original with every replacement applied in order (None as above)
+
+    @property
+    def amended(self) -> bool:
+        return bool(self.amendments)
+
+    def changes(self) -> list[tuple[str, Any, Any, Amendment]]:
+        """(field, old value, new value, amendment) for every amended field, in order."""
+        out: list[tuple[str, Any, Any, Amendment]] = []
+        cur = self.original.model_dump() if self.original is not None else {}
+        for a in self.amendments:
+            for k, v in a.replacement.items():
+                out.append((k, cur.get(k), v, a))
+                cur[k] = v
+        return out
+
+
+# ---------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class SessionState:
+    session: SessionInfo | None = None
+    phase: str = "pre_infusion"
+    phase_seqs: tuple[int, ...] = ()
+    checklist_seq: int | None = None
+    baseline_seq: int | None = None
+    infusion: InfusionState = field(default_factory=InfusionState)
+    latest: Mapping[str, Reading] = field(default_factory=lambda: _EMPTY)  # last reading per param (valid or not)
+    latest_valid: Mapping[str, Reading] = field(default_factory=lambda: _EMPTY)  # last valid reading per param
+    last_nibp_t: datetime | None = None  # time of the last valid NIBP measurement
+    last_nibp_mono: float | None = None
+    readings_count: int = 0
+    observation_seqs: tuple[int, ...] = ()
+    intervention_seqs: tuple[int, ...] = ()
+    note_seqs: tuple[int, ...] = ()
+    discharge_seqs: tuple[int, ...] = ()
+    alarms: Mapping[str, AlarmState] = field(default_factory=lambda: _EMPTY)
+    devices: Mapping[str, DeviceStatusChanged] = field(default_factory=lambda: _EMPTY)  # "kind:param" -> latest
+    amendments: Mapping[int, tuple[Amendment, ...]] = field(default_factory=lambda: _EMPTY)  # target_seq -> amendments
+    events: Mapping[int, Any] = field(default_factory=lambda: _EMPTY)  # seq -> every event except readings_recorded
+    closed: bool = False
+    closed_seq: int | None = None
+    close_reason: str = ""
+    last_seq: int = -1
+    last_t: datetime | None = None
+    last_mono: float | None = None
+
+    # ------------------------------------------------------------ effective views
+
+    def effective(self, seq: int) -> EffectiveEvent:
+        """The event at ``seq`` with its amendments (original + replacements, together)."""
+        original = self.events.get(seq)
+        amends = self.amendments.get(seq, ())
+        if original is None and not amends:
+            raise KeyError(f"no event #{seq} in this state")
+        return EffectiveEvent(seq, original, amends, _amended(original, amends) if original is not None else None)
+
+    def current(self, seq: int | None) -> Any:
+        """The current (amended) version of the event at ``seq``; None for None."""
+        if seq is None:
+            return None
+        return _amended(self.events[seq], self.amendments.get(seq, ()))
+
+    def effective_events(self) -> list[EffectiveEvent]:
+        """Every indexed event in seq order with its amendments."""
+        return [self.effective(s) for s in sorted(self.events)]
+
+    @property
+    def weight_kg(self) -> float | None:
+        return self.session.weight_kg if self.session else None
+
+    @property
+    def checklist(self) -> ChecklistCompleted | None:
+        return self.current(self.checklist_seq)
+
+    @property
+    def baseline(self) -> BaselineRecorded | None:
+        return self.current(self.baseline_seq)
+
+    @property
+    def observations(self) -> tuple[ObservationRecorded, ...]:
+        return tuple(self.current(s) for s in self.observation_seqs)
+
+    @property
+    def interventions(self) -> tuple[InterventionGiven, ...]:
+        return tuple(self.current(s) for s in self.intervention_seqs)
+
+    @property
+    def notes(self) -> tuple[NoteAdded, ...]:
+        return tuple(self.current(s) for s in self.note_seqs)
+
+    @property
+    def discharge(self) -> DischargeAssessed | None:
+        return self.current(self.discharge_seqs[-1]) if self.discharge_seqs else None
+
+    @property
+    def open_alarms(self) -> tuple[AlarmState, ...]:
+        return tuple(a for a in self.alarms.values() if a.open)
+
+    @property
+    def active_device_conditions(self) -> tuple[DeviceStatusChanged, ...]:
+        return tuple(d for d in self.devices.values() if d.status.active)
+
+
+EMPTY_STATE = SessionState()
+
+
+def _amended(original: Any, amends: tuple[Amendment, ...]) -> Any:
+    if not amends:
+        return original
+    data = original.model_dump()
+    for a in amends:
+        data.update(a.replacement)
+    return EventAdapter.validate_python(data)
+
+
+def _freeze(d: dict[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(d)
+
+
+# ---------------------------------------------------------------------------- infusion
+
+
+def _infusion_step(inf: InfusionState, ev: Any, seq: int, weight: float | None) -> InfusionState:
+    kind = ev.kind
+    mono, t = float(ev.mono), ev.t
+    segs = inf.segments
+    if segs and segs[-1].open and mono < segs[-1].start_mono:
+        raise StateError(f"{_label(ev, seq)}: time goes back before the running segment (mono {mono:g} < {segs[-1].start_mono:g})")
+
+    def open_segment(mgkh: float, mlh: float, conc: float) -> RateSegment:
+        return RateSegment(start_t=t, start_mono=mono, end_t=None, end_mono=None, rate_mg_kg_h=mgkh,
+                           rate_ml_h=mlh, concentration_mg_ml=conc, start_seq=seq)
+
+    def close_last() -> tuple[RateSegment, ...]:
+        if segs and segs[-1].open:
+            return (*segs[:-1], segs[-1].close(t, mono, seq))
+        return segs
+
+    if kind == "infusion_started":
+        if inf.status in ("running", "paused"):
+            raise StateError(f"{_label(ev, seq)}: the infusion is already {inf.status}")
+        if not ev.concentration_mg_ml or ev.concentration_mg_ml <= 0:
+            raise StateError(f"{_label(ev, seq)}: bag concentration must be > 0 mg/mL")
+        conc = ev.concentration_mg_ml
+        mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
+        return replace(
+            inf, status="running", drug=ev.drug, route=ev.route, concentration_mg_ml=conc,
+            rate_mg_kg_h=mgkh, rate_ml_h=mlh, dose_mg_kg=ev.dose_mg_kg, duration_min=ev.duration_min,
+            lot=ev.lot, segments=(*segs, open_segment(mgkh, mlh, conc)),
+            started_t=inf.started_t or t, started_mono=inf.started_mono if inf.started_mono is not None else mono,
+            last_start_or_increase_mono=mono,
+        )
+    if kind == "infusion_rate_changed":
+        if inf.status not in ("running", "paused"):
+            raise StateError(f"{_label(ev, seq)}: no infusion to change (status {inf.status})")
+        conc = ev.concentration_mg_ml if ev.concentration_mg_ml and ev.concentration_mg_ml > 0 else inf.concentration_mg_ml
+        mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
+        increase = _is_increase(inf, mgkh, mlh)
+        new = replace(inf, concentration_mg_ml=conc, rate_mg_kg_h=mgkh, rate_ml_h=mlh,
+                      rate_changes=inf.rate_changes + 1)
+        if inf.status == "running":
+            new = replace(new, segments=(*close_last(), open_segment(mgkh, mlh, conc or 0.0)))
+            if increase:
+                new = replace(new, last_start_or_increase_mono=mono)
+        return new
+    if kind == "infusion_paused":
+        if inf.status != "running":
+            raise StateError(f"{_label(ev, seq)}: the infusion is not running (status {inf.status})")
+        return replace(inf, status="paused", segments=close_last(), pauses=inf.pauses + 1)
+    if kind == "infusion_resumed":
+        if inf.status != "paused":
+            raise StateError(f"{_label(ev, seq)}: the infusion is not paused (status {inf.status})")
+        conc = ev.concentration_mg_ml if ev.concentration_mg_ml and ev.concentration_mg_ml > 0 else inf.concentration_mg_ml
+        if (ev.rate_mg_kg_h or 0) > 0 or (ev.rate_ml_h or 0) > 0:
+            mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
+        else:
+            mgkh, mlh = inf.rate_mg_kg_h, inf.rate_ml_h
+        new = replace(inf, status="running", concentration_mg_ml=conc, rate_mg_kg_h=mgkh, rate_ml_h=mlh,
+                      segments=(*segs, open_segment(mgkh, mlh, conc or 0.0)))
+        if _is_increase(inf, mgkh, mlh):
+            new = replace(new, last_start_or_increase_mono=mono)
+        return new
+    if kind == "infusion_stopped":
+        if inf.status not in ("running", "paused"):
+            raise StateError(f"{_label(ev, seq)}: no infusion to stop (status {inf.status})")
+        return replace(inf, status="stopped", segments=close_last(), stopped_t=t, stopped_mono=mono)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _is_increase(inf: InfusionState, mgkh: float, mlh: float) -> bool:
+    if mgkh > 0 and inf.rate_mg_kg_h > 0:
+        return mgkh > inf.rate_mg_kg_h
+    return mlh > inf.rate_ml_h
+
+
+def _rebuild(state: SessionState) -> SessionState:
+    """Session info and infusion from the current (amended) versions of their events."""
+    session = state.session
+    if session is not None:
+        opened = state.current(session.opened_seq)
+        session = SessionInfo.from_event(opened, session.opened_seq)
+    weight = session.weight_kg if session else None
+    inf = InfusionState()
+    for seq in sorted(state.events):
+        ev = state.events[seq]
+        if ev.kind in INFUSION_KINDS:
+            inf = _infusion_step(inf, state.current(seq), seq, weight)
+    return replace(state, session=session, infusion=inf)
+
+
+# ---------------------------------------------------------------------------- alarms
+
+
+def _alarm_step(alarms: Mapping[str, AlarmState], ev: Any, seq: int) -> Mapping[str, AlarmState]:
+    aid = ev.alarm_id
+    cur = alarms.get(aid)
+    if isinstance(ev, AlarmRaised):
+        if cur is not None and cur.open:
+            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already raised and not cleared")
+        new = AlarmState(
+            alarm_id=aid, rule=ev.rule, priority=ev.priority, alarm_class=ev.alarm_class, param=ev.param,
+            value=ev.value, limit=ev.limit, source_tag=ev.source_tag, message=ev.message, latching=ev.latching,
+            raised_seq=seq, raised_t=ev.t, raised_mono=float(ev.mono),
+        )
+        return _freeze({**alarms, aid: new})
+    if cur is None:
+        raise StateError(f"{_label(ev, seq)}: unknown alarm {aid!r}")
+    if isinstance(ev, AlarmEscalated):
+        if not cur.open:
+            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already cleared")
+        changed = ev.to_priority != cur.priority
+        new = replace(
+            cur, priority=ev.to_priority, value=ev.value if ev.value is not None else cur.value,
+            escalations=cur.escalations + (1 if changed else 0),
+            reannouncements=cur.reannouncements + (1 if ev.reannounce else 0),
+            # a new priority needs a new acknowledgement
+            status="active" if changed and cur.status == "acknowledged" else cur.status,
+        )
+    elif isinstance(ev, AlarmAcknowledged):
+        by = ev.by or ev.author
+        status: AlarmStatus = cur.status
+        if cur.status == "active":
+            status = "acknowledged" if cur.condition_present else "cleared"
+        elif cur.status == "latched":
+            status = "cleared"
+        new = replace(cur, status=status, acknowledged_by=by, acknowledged_t=ev.t,
+                      cleared_t=ev.t if status == "cleared" and cur.cleared_t is None else cur.cleared_t,
+                      cleared_seq=seq if status == "cleared" and cur.cleared_seq is None else cur.cleared_seq)
+    elif isinstance(ev, AlarmSilenced):
+        if ev.mode == "resumed":
+            new = replace(cur, silence_mode=None, silenced_by=None, silence_until_mono=None)
+        else:
+            until = float(ev.mono) + ev.duration_s if ev.duration_s is not None else None
+            new = replace(cur, silence_mode=ev.mode, silenced_by=ev.by or ev.author, silence_until_mono=until)
+    elif isinstance(ev, AlarmCleared):
+        if not cur.condition_present:
+            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already cleared")
+        # a latching alarm nobody acknowledged stays visible ("latched") until acknowledged
+        if cur.status == "active" and cur.latching:
+            new = replace(cur, status="latched", condition_present=False,
+                          value=ev.value if ev.value is not None else cur.value)
+        else:
+            new = replace(cur, status="cleared", condition_present=False, cleared_t=ev.t, cleared_seq=seq,
+                          value=ev.value if ev.value is not None else cur.value)
+    else:  # pragma: no cover
+        raise AssertionError(ev.kind)
+    return _freeze({**alarms, aid: new})
+
+
+# ---------------------------------------------------------------------------- readings
+
+
+def _readings_step(state: SessionState, ev: ReadingsRecorded) -> SessionState:
+    if not ev.readings:
+        return replace(state, readings_count=state.readings_count + ev.count)
+    latest = dict(state.latest)
+    valid = dict(state.latest_valid)
+    nibp_t, nibp_mono = state.last_nibp_t, state.last_nibp_mono
+    for r in ev.readings:
+        latest[r.param] = r
+        if r.valid and r.value is not None:
+            valid[r.param] = r
+            if r.param in NIBP_PARAMS:
+                rt = r.time or ev.t
+                if nibp_t is None or rt > nibp_t:
+                    lag = max(0.0, (ev.t - rt).total_seconds()) if r.time is not None else 0.0
+                    nibp_t, nibp_mono = rt, float(ev.mono) - lag
+    return replace(state, latest=_freeze(latest), latest_valid=_freeze(valid), last_nibp_t=nibp_t,
+                   last_nibp_mono=nibp_mono, readings_count=state.readings_count + len(ev.readings))
+
+
+# ---------------------------------------------------------------------------- amendments
+
+
+def _check_amendment(state: SessionState, ev: Amendment, seq: int) -> None:
+    target = ev.target_seq
+    if target >= seq:
+        raise StateError(f"{_label(ev, seq)}: target #{target} is not an earlier event")
+    bad = _NOT_AMENDABLE_FIELDS & set(ev.replacement)
+    if bad:
+        raise StateError(f"{_label(ev, seq)}: {', '.join(sorted(bad))} cannot be amended")
+    original = state.events.get(target)
+    if original is None:
+        if state.session is not None and target < state.session.opened_seq:
+            raise StateError(f"{_label(ev, seq)}: target #{target} is before the session opened")
+        return  # a readings_recorded event (not indexed): kept, not validated
+    if original.kind == "amendment":
+        raise StateError(f"{_label(ev, seq)}: amend the original event #{original.target_seq}, not an amendment")
+    unknown = set(ev.replacement) - set(type(original).model_fields)
+    if unknown:
+        raise StateError(f"{_label(ev, seq)}: {original.kind} has no field {', '.join(sorted(unknown))}")
+    try:
+        _amended(original, (*state.amendments.get(target, ()), ev))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"][1:]) or "?"
+        raise StateError(f"{_label(ev, seq)}: replacement {where}: {err['msg']}") from None
+
+
+# ---------------------------------------------------------------------------- apply / fold
+
+
+def apply(state: SessionState, event: Event) -> SessionState:
+    """The state after ``event``. Raises :class:`StateError` when it cannot apply."""
+    ev: Any = event
+    if ev.seq >= 0:
+        seq = ev.seq
+        if seq <= state.last_seq:
+            raise StateError(f"{_label(ev, seq)} is out of order: the last applied event is #{state.last_seq}")
+    else:
+        # not stored yet: the seq the store will give it (it numbers from FIRST_SEQ, consecutively)
+        seq = state.last_seq + 1 if state.last_seq >= 0 else FIRST_SEQ
+        if ev.kind != "readings_recorded":  # kept in the state: keep it as it will be stored
+            ev = ev.model_copy(update={"seq": seq})
+    if state.closed and ev.kind != "amendment":
+        raise StateError(f"{_label(ev, seq)}: the session was closed at #{state.closed_seq}")
+    if state.session is None and ev.kind != "session_opened":
+        raise StateError(f"{_label(ev, seq)}: the first event must be session_opened")
+    kind = ev.kind
+
+    base = replace(state, last_seq=seq, last_t=ev.t, last_mono=float(ev.mono))
+    if kind == "readings_recorded":
+        return _readings_step(base, ev)
+    base = replace(base, events=_freeze({**state.events, seq: ev}))
+
+    if kind == "session_opened":
+        if state.session is not None:
+            raise StateError(f"{_label(ev, seq)}: the session is already open (#{state.session.opened_seq})")
+        return replace(base, session=SessionInfo.from_event(ev, seq))
+    if kind == "checklist_completed":
+        return replace(base, checklist_seq=seq)
+    if kind == "baseline_recorded":
+        return replace(base, baseline_seq=seq)
+    if kind == "phase_changed":
+        if ev.from_phase != state.phase:
+            raise StateError(f"{_label(ev, seq)}: from_phase {ev.from_phase!r} but the phase is {state.phase!r}")
+        if ev.to_phase == ev.from_phase:
+            raise StateError(f"{_label(ev, seq)}: to_phase equals from_phase ({ev.to_phase!r})")
+        return replace(base, phase=ev.to_phase, phase_seqs=(*state.phase_seqs, seq))
+    if kind in INFUSION_KINDS:
+        return replace(base, infusion=_infusion_step(state.infusion, ev, seq, state.weight_kg))
+    if kind == "observation_recorded":
+        return replace(base, observation_seqs=(*state.observation_seqs, seq))
+    if kind == "intervention_given":
+        return replace(base, intervention_seqs=(*state.intervention_seqs, seq))
+    if kind in ("alarm_raised", "alarm_escalated", "alarm_acknowledged", "alarm_silenced", "alarm_cleared"):
+        return replace(base, alarms=_alarm_step(state.alarms, ev, seq))
+    if kind == "device_status":
+        key = f"{ev.status.kind}:{ev.status.param or ''}"
+        return replace(base, devices=_freeze({**state.devices, key: ev}))
+    if kind == "note":
+        return replace(base, note_seqs=(*state.note_seqs, seq))
+    if kind == "amendment":
+        _check_amendment(state, ev, seq)
+        amends = dict(state.amendments)
+        amends[ev.target_seq] = (*amends.get(ev.target_seq, ()), ev)
+        new = replace(base, amendments=_freeze(amends))
+        target = state.events.get(ev.target_seq)
+        if target is not None and (target.kind in INFUSION_KINDS or target.kind == "session_opened"):
+            try:
+                new = _rebuild(new)
+            except StateError as exc:
+                raise StateError(f"{_label(ev, seq)}: the amended record does not hold together: {exc}") from None
+        return new
+    if kind == "discharge_assessed":
+        return replace(base, discharge_seqs=(*state.discharge_seqs, seq))
+    if kind == "session_closed":
+        return replace(base, closed=True, closed_seq=seq, close_reason=ev.reason)
+    raise StateError(f"{_label(ev, seq)}: unknown event kind")  # pragma: no cover
+
+
+def fold(events: Iterable[Event], initial: SessionState | None = None) -> SessionState:
+    """Apply ``events`` in order, from ``initial`` (default: the empty state)."""
+    state = initial if initial is not None else EMPTY_STATE
+    for ev in events:
+        state = apply(state, ev)
+    return state
+
+
+__all__ = [
+    "AlarmState", "EMPTY_STATE", "EffectiveEvent", "InfusionState", "RateSegment", "SessionInfo",
+    "SessionState", "StateError", "apply", "fold",
+]

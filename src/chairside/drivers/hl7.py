@@ -1,0 +1,525 @@
+"""HL7 v2 observation driver (IHE PCD-01 ORU^R01, PCD-04 ORU^R40 alarms): sans-I/O.
+
+Owns: ``Hl7Driver`` (MLLP-framed or plain CR/LF-separated messages -> readings and device
+alarms; ACKs for MLLP senders), and ``encode_oru_r01`` (one PCD-01 message, for the
+simulator).
+Must not import: serial, sockets, threads, clocks, textual, any chairside package other
+than ``chairside.domain`` and ``chairside.drivers.base``.
+
+Framing: MLLP blocks ``0x0B message 0x1C 0x0D`` and plain messages whose segments end with
+CR, LF or CR LF are both accepted on the same stream. Segments are parsed as they complete,
+so a reading is out as soon as its OBX segment has arrived. A message ends at 0x1C, at the
+next MSH or 0x0B, at a blank line, or at ``flush()`` (end of input).
+
+Reading (ISO/IEEE 11073 MDC code *numbers* in OBX-3, never the text; ../shared/vectors):
+
+* NIBP 150021/150022/150023 and the cuff variants 150301/150302/150303 -> ``nibp_sys``,
+  ``nibp_dia``, ``nibp_map``; ECG HR 147842 -> ``hr``; SpO2 150456 -> ``spo2``; pulse rate
+  149530 -> ``pr`` (source ``spo2``), 149546 -> ``pr`` (source ``nibp``); extra: resp rate
+  151562 -> ``rr``, perfusion index 150448 -> ``pi``.
+* Units from OBX-6, MDC code number or text (``266016``/``MDC_DIM_MMHG``) or UCUM
+  (``mm[Hg]``, ``{beat}/min``, ``%``); kPa pressures are converted to mmHg (flag
+  ``converted:kPa``); an unknown unit keeps the value but marks it invalid (``unit:<text>``).
+* Missing: empty OBX-5 (flag ``empty``), a vendor sentinel from
+  ``chairside/data/hl7_sentinels.toml`` (flag ``sentinel:<n>``), a non-number
+  (``not_numeric``). OBX-11 ``X`` with a value keeps it, flagged ``questionable``; OBX-11
+  ``W``/``D`` (wrong, deleted) make it invalid (``status:W``).
+* Time: OBX-14, else OBR-7 (HL7 TS with optional ``+/-ZZZZ``; without an offset the MSH-7
+  offset applies, else UTC). None when neither is present.
+* NIBP (and pulse rate from NIBP) with an OBX-14 is emitted once per measurement: an
+  observation repeating the last emitted value and OBX-14 of its parameter is skipped.
+* ORU^R40: each OBR group is one alarm -> ``DeviceStatus(kind="device_alarm")`` with the
+  event code/text in ``detail``, the parameter from the group's numeric OBX (or the
+  containment in OBX-4), priority from OBX-8 (PH/PM/PL -> high/medium/low), phase, state
+  and inactivation state in ``flags``; ``active`` False when the phase is end/stop or the
+  state inactive. Emitted when the message ends.
+* ACK: for a message that came in an MLLP block, an MLLP-framed ``ACK`` with ``MSA|AA``
+  is queued for ``take_output()`` when MSH-15 is ``AL``, ``SU`` or empty (original mode);
+  never for ``NE``/``ER``. The ACK's MSH-7 repeats the message's (drivers have no clock).
+
+Counters: ``frames_decoded`` = messages; ``frames_rejected`` = MLLP blocks that hold no
+MSH; ``bytes_skipped`` = bytes outside any message, or a segment dropped for exceeding
+``MAX_BUFFER``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
+from typing import ClassVar
+
+from chairside.domain.readings import DeviceStatus, DriverOutput
+from chairside.drivers._fast import reading as _reading
+from chairside.drivers._fast import status as _status
+from chairside.drivers.base import Driver, SerialDefaults
+
+VT = 0x0B  # MLLP start block
+FS = 0x1C  # MLLP end block (followed by CR)
+
+# MDC code number -> (param, source)
+CODES: dict[bytes, tuple[str, str]] = {
+    b"150021": ("nibp_sys", "nibp"),
+    b"150022": ("nibp_dia", "nibp"),
+    b"150023": ("nibp_map", "nibp"),
+    b"150301": ("nibp_sys", "nibp"),
+    b"150302": ("nibp_dia", "nibp"),
+    b"150303": ("nibp_map", "nibp"),
+    b"147842": ("hr", "ecg"),
+    b"150456": ("spo2", "spo2"),
+    b"149530": ("pr", "spo2"),
+    b"149546": ("pr", "nibp"),
+    b"151562": ("rr", "resp"),
+    b"150448": ("pi", "spo2"),
+}
+PARAM_UNIT: dict[str, str] = {
+    "nibp_sys": "mmHg", "nibp_dia": "mmHg", "nibp_map": "mmHg", "hr": "bpm", "pr": "bpm",
+    "spo2": "%", "rr": "/min", "pi": "%",
+}
+# OBX-6 first or second component -> canonical unit
+UNITS: dict[bytes, str] = {
+    b"266016": "mmHg", b"MDC_DIM_MMHG": "mmHg", b"mm[Hg]": "mmHg", b"mmHg": "mmHg",
+    b"264864": "bpm", b"MDC_DIM_BEAT_PER_MIN": "bpm", b"{beat}/min": "bpm", b"{beats}/min": "bpm",
+    b"/min": "bpm", b"bpm": "bpm", b"1/min": "bpm",
+    b"262688": "%", b"MDC_DIM_PERCENT": "%", b"%": "%",
+    b"264928": "/min", b"MDC_DIM_RESP_PER_MIN": "/min", b"{breaths}/min": "/min", b"{resp}/min": "/min",
+    b"262656": "%", b"MDC_DIM_DIMLESS": "%",  # perfusion index: a relative (percent) number
+    b"kPa": "kPa", b"MDC_DIM_KILO_PASCAL": "kPa",
+}
+# a unit acceptable for a param though not its canonical one
+_UNIT_OK = {("rr", "bpm"), ("pi", "%")}
+KPA_TO_MMHG = 7.500616827  # 1 kPa in mmHg (physical constant)
+NIBP_PARAMS = frozenset({"nibp_sys", "nibp_dia", "nibp_map"})
+PRIORITIES = {b"PH": "high", b"PM": "medium", b"PL": "low", b"PN": "none"}
+# IHE PCD-04 alarm attributes (MDC codes) in ORU^R40
+ATTR_PHASE = b"68481"
+ATTR_STATE = b"68482"
+ATTR_INACTIVATION = b"68483"
+_ENDED_PHASES = {"end", "stop", "reset"}
+_INACTIVE_STATES = {"inactive", "off"}
+MAX_ALARM_OBX = 64  # per OBR group; anything beyond is ignored
+
+
+def _load_sentinels() -> frozenset[float]:
+    text = resources.files("chairside.data").joinpath("hl7_sentinels.toml").read_text(encoding="utf-8")
+    return frozenset(float(x) for x in tomllib.loads(text)["sentinels"])
+
+
+SENTINELS: frozenset[float] = _load_sentinels()
+
+_DELIMS = re.compile(rb"([\x0b\x1c\r\n])")
+_TS = re.compile(rb"(\d{4})(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\d\d)?(?:\.(\d{1,6}))?\s*(?:([+-])(\d\d)(\d\d))?")
+
+
+def parse_ts(raw: bytes, default_tz: timezone = UTC) -> datetime | None:
+    """HL7 TS/DTM ``YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ]`` -> aware UTC datetime, or None."""
+    m = _TS.match(raw)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    try:
+        tz = default_tz
+        if sign:
+            off = timedelta(hours=int(oh), minutes=int(om))
+            tz = timezone(-off if sign == b"-" else off)
+        dt = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0),
+                      int((frac or b"0").ljust(6, b"0")[:6]), tzinfo=tz)
+        return dt.astimezone(UTC) if tz is not UTC else dt
+    except (ValueError, OverflowError):
+        return None
+
+
+def _offset_of(raw: bytes) -> timezone | None:
+    m = _TS.match(raw)
+    if m is None or not m.group(8):
+        return None
+    off = timedelta(hours=int(m.group(9)), minutes=int(m.group(10)))
+    try:
+        return timezone(-off if m.group(8) == b"-" else off)
+    except ValueError:
+        return None
+
+
+class _Message:
+    __slots__ = ("fs", "cs", "rs", "msh", "kind", "trigger", "control", "mllp", "tz", "obr_time",
+                 "alarms", "segments")
+
+    def __init__(self, msh: list[bytes], fs: bytes, mllp: bool) -> None:
+        self.msh = msh
+        self.fs = fs
+        enc = msh[1] if len(msh) > 1 else b"^~\\&"
+        self.cs = enc[0:1] or b"^"
+        self.rs = enc[1:2] or b"~"
+        typ = msh[8].split(self.cs) if len(msh) > 8 else [b""]
+        self.kind = typ[0]
+        self.trigger = typ[1] if len(typ) > 1 else b""
+        self.control = msh[9] if len(msh) > 9 else b""
+        self.mllp = mllp
+        self.tz = (_offset_of(msh[6]) if len(msh) > 6 else None) or UTC
+        self.obr_time: datetime | None = None
+        self.alarms: list[list[list[bytes]]] = []  # R40: OBX field lists per OBR group
+        self.segments = 1
+
+    def field(self, n: int) -> bytes:
+        """MSH-n (1-based, MSH-1 is the field separator itself)."""
+        if n == 1:
+            return self.fs
+        return self.msh[n - 1] if len(self.msh) > n - 1 else b""
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+class Hl7Driver(Driver):
+    """HL7 v2 ORU^R01 vitals and ORU^R40 alarms, over MLLP or plain CR/LF-separated text."""
+
+    name: ClassVar[str] = "hl7"
+    serial_defaults: ClassVar[SerialDefaults] = SerialDefaults(baudrate=9600, bytesize=8, parity="N", stopbits=1)
+    MAX_BUFFER: ClassVar[int] = 64 * 1024  # longest segment we hold while waiting for its end
+
+    def __init__(self, ack: bool = True, receiving_app: str = "CHAIRSIDE", receiving_facility: str = "") -> None:
+        super().__init__()
+        self.ack = ack
+        self.receiving_app = receiving_app.encode()
+        self.receiving_facility = receiving_facility.encode()
+        self._buf = b""
+        self._discard = False  # dropping the rest of an over-long segment
+        self._mllp = False  # inside an MLLP block
+        self._block_has_msh = False
+        self._block_bytes = 0
+        self._prev_delim = 0
+        self._msg: _Message | None = None
+        self._out = bytearray()
+        self._last_nibp: dict[tuple[str, str], tuple[float | None, bytes]] = {}
+        self._ts_cache: dict[tuple[bytes, timezone], datetime | None] = {}
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def reset(self) -> None:
+        self._buf = b""
+        self._discard = False
+        self._mllp = False
+        self._msg = None
+        self._prev_delim = 0
+
+    def take_output(self) -> bytes:
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def flush(self) -> list[DriverOutput]:
+        """End of input: the last segment and message are complete even without a terminator."""
+        out: list[DriverOutput] = []
+        try:
+            if self._buf and not self._discard:
+                self._segment(self._buf, out)
+            self._buf = b""
+            self._discard = False
+            self._end_message(out)
+        except Exception as exc:  # pragma: no cover - defensive
+            self.stats.reject(f"internal error at end of input: {exc!r}")
+        return out
+
+    # --- bytes -> segments --------------------------------------------------------------
+    def feed(self, data: bytes) -> list[DriverOutput]:
+        out: list[DriverOutput] = []
+        try:
+            self._feed(data, out)
+        except Exception as exc:  # pragma: no cover - defensive: feed never raises
+            self.stats.reject(f"internal error: {exc!r}")
+            self.reset()
+        return out
+
+    def _feed(self, data: bytes, out: list[DriverOutput]) -> None:
+        buf = self._buf + data if self._buf else bytes(data)
+        parts = _DELIMS.split(buf)
+        rest = parts.pop()
+        it = iter(parts)
+        for seg in it:
+            delim = next(it)[0]
+            if self._discard:
+                self.stats.bytes_skipped += len(seg) + 1
+                self._discard = False
+            elif seg:
+                self._segment(seg, out)
+            elif delim == 0x0A and self._prev_delim == 0x0D:
+                pass  # the LF of a CR LF pair
+            elif delim in (0x0A, 0x0D) and self._prev_delim in (0x0A, 0x0D) and not self._mllp:
+                self._end_message(out)  # a blank line ends a plain message
+            if delim == VT:
+                self._end_message(out)
+                if self._mllp and not self._block_has_msh and self._block_bytes:
+                    self.stats.reject("MLLP block without an MSH segment")
+                self._mllp = True
+                self._block_has_msh = False
+                self._block_bytes = 0
+            elif delim == FS:
+                if self._mllp and not self._block_has_msh:
+                    self.stats.reject("MLLP block without an MSH segment")
+                self._end_message(out)
+                self._mllp = False
+                self._block_bytes = 0
+            self._prev_delim = delim
+        if len(rest) > self.MAX_BUFFER:
+            self.stats.bytes_skipped += len(rest)
+            rest = b""
+            self._discard = True
+        self._buf = rest
+
+    # --- segments -------------------------------------------------------------------------
+    def _segment(self, seg: bytes, out: list[DriverOutput]) -> None:
+        head = seg[:3]
+        msg = self._msg
+        if head == b"MSH":
+            self._end_message(out)
+            fs = seg[3:4] or b"|"
+            fields = seg.split(fs)
+            if len(fields) < 10:
+                self.stats.reject(f"MSH segment with {len(fields)} fields (at least MSH-10 needed): {seg[:40]!r}")
+                self.stats.bytes_skipped += len(seg) + 1
+                return
+            self._msg = _Message(fields, fs, self._mllp)
+            if self._mllp:
+                self._block_has_msh = True
+            return
+        if msg is None:
+            self.stats.bytes_skipped += len(seg) + 1
+            if self._mllp:
+                self._block_bytes += len(seg) + 1
+            return
+        msg.segments += 1
+        if head == b"OBX":
+            fields = seg.split(msg.fs)
+            if msg.kind == b"ORU" and msg.trigger == b"R40":
+                if msg.alarms and len(msg.alarms[-1]) < MAX_ALARM_OBX:
+                    msg.alarms[-1].append(fields)
+                elif not msg.alarms:
+                    msg.alarms.append([fields])
+                return
+            if msg.kind == b"ORU":
+                self._observation(msg, fields, out)
+        elif head == b"OBR":
+            fields = seg.split(msg.fs)
+            msg.obr_time = self._ts(fields[7]) if len(fields) > 7 and fields[7] else None
+            if msg.trigger == b"R40":
+                msg.alarms.append([fields])
+
+    def _ts(self, raw: bytes, tz: timezone | None = None) -> datetime | None:
+        msg_tz = tz or (self._msg.tz if self._msg is not None else UTC)
+        key = (raw, msg_tz)
+        cache = self._ts_cache
+        if key in cache:
+            return cache[key]
+        if len(cache) > 256:
+            cache.clear()
+        when = cache[key] = parse_ts(raw.split(self._msg.cs if self._msg else b"^", 1)[0], msg_tz)
+        return when
+
+    def _observation(self, msg: _Message, f: list[bytes], out: list[DriverOutput]) -> None:
+        if len(f) < 6:
+            return
+        code = f[3].split(msg.cs, 1)[0].strip()
+        spec = CODES.get(code)
+        if spec is None:
+            return
+        param, source = spec
+        unit = PARAM_UNIT[param]
+        raw = f[5].strip()
+        status = f[11].strip() if len(f) > 11 else b""
+        obs_time_raw = f[14].strip() if len(f) > 14 else b""
+        when = self._ts(obs_time_raw) if obs_time_raw else msg.obr_time
+        flags: tuple[str, ...] = ()
+        value: float | None = None
+        if not raw:
+            flags = ("empty",)
+        else:
+            first = raw.split(msg.rs, 1)[0].split(msg.cs, 1)[0]
+            try:
+                value = float(first)
+            except ValueError:
+                flags = ("not_numeric",)
+            else:
+                if value in SENTINELS or value != value or value in (float("inf"), float("-inf")):
+                    flags = (f"sentinel:{_text(first)}",)
+                    value = None
+        valid = value is not None
+        if status:
+            if status == b"X" and value is not None:
+                flags += ("questionable",)
+            elif status in (b"W", b"D"):
+                flags += (f"status:{_text(status)}",)
+                valid = False
+            elif status == b"X":
+                flags += ("status:X",)
+        # unit
+        units = f[6].split(msg.cs) if len(f) > 6 and f[6] else []
+        if value is not None and units:
+            got = UNITS.get(units[0].strip()) or (UNITS.get(units[1].strip()) if len(units) > 1 else None)
+            if got is None:
+                flags += (f"unit:{_text(units[0].strip() or units[1].strip() if len(units) > 1 else units[0])}",)
+                valid = False
+            elif got != unit and (param, got) not in _UNIT_OK:
+                if got == "kPa" and unit == "mmHg":
+                    value = round(value * KPA_TO_MMHG, 1)
+                    flags += ("converted:kPa",)
+                else:
+                    flags += (f"unit:{got}",)
+                    valid = False
+        if source == "nibp" and obs_time_raw:
+            key = (param, source)
+            mark = (value, obs_time_raw)
+            if self._last_nibp.get(key) == mark:
+                return  # the same cuff measurement repeated
+            self._last_nibp[key] = mark
+        out.append(_reading({"param": param, "value": value, "unit": unit, "valid": valid and value is not None,
+                             "flags": flags, "device_time": when, "source": source}))
+        self.stats.readings += 1
+
+    # --- end of message ---------------------------------------------------------------------
+    def _end_message(self, out: list[DriverOutput]) -> None:
+        msg = self._msg
+        if msg is None:
+            return
+        self._msg = None
+        self.stats.frames_decoded += 1
+        if msg.alarms:
+            for group in msg.alarms:
+                status = self._alarm(msg, group)
+                if status is not None:
+                    out.append(status)
+        if msg.mllp and self.ack and msg.field(15).strip() in (b"AL", b"SU", b""):
+            self._out += self._ack(msg)
+
+    def _alarm(self, msg: _Message, group: list[list[bytes]]) -> DeviceStatus | None:
+        obr = group[0] if group and group[0][0][:3] == b"OBR" else None
+        obxs = group[1:] if obr is not None else group
+        cs, rs = msg.cs, msg.rs
+        event_code = event_text = b""
+        param: str | None = None
+        value: float | None = None
+        priority: str | None = None
+        flags: list[str] = []
+        when = msg.obr_time
+        for f in obxs:
+            if len(f) < 4:
+                continue
+            ident = f[3].split(cs)
+            code = ident[0].strip()
+            val = f[5].strip() if len(f) > 5 else b""
+            if code.startswith(b"196") and not event_code:  # MDC_EVT_* partition (alert events)
+                event_code = ident[1] if len(ident) > 1 and ident[1] else code
+                event_text = val
+                if len(f) > 8 and f[8]:
+                    for rep in f[8].split(rs):
+                        rep = rep.strip()
+                        if rep in PRIORITIES:
+                            priority = PRIORITIES[rep]
+                        elif rep in (b"SP", b"ST", b"SA"):
+                            flags.append(f"type:{_text(rep)}")
+                        elif rep:
+                            flags.append(f"abnormal:{_text(rep)}")
+                if len(f) > 14 and f[14].strip():
+                    when = self._ts(f[14].strip()) or when
+                if param is None and len(f) > 4:
+                    parts = f[4].split(b".")
+                    if len(parts) >= 4 and parts[3] in CODES:
+                        param = CODES[parts[3]][0]
+            elif code == ATTR_PHASE:
+                flags.append(f"phase:{_text(val)}")
+            elif code == ATTR_STATE:
+                flags.append(f"state:{_text(val)}")
+            elif code == ATTR_INACTIVATION:
+                flags.append(f"inactivation:{_text(val)}")
+            elif code in CODES:
+                param = CODES[code][0]
+                try:
+                    value = float(val.split(cs, 1)[0]) if val else None
+                except ValueError:
+                    value = None
+                if value is not None and value in SENTINELS:
+                    value = None
+                if len(f) > 7 and f[7].strip():
+                    flags.append(f"limits:{_text(f[7].strip())}")
+        if not event_code:
+            return None
+        phase = next((x.split(":", 1)[1].lower() for x in flags if x.startswith("phase:")), "")
+        state = next((x.split(":", 1)[1].lower() for x in flags if x.startswith("state:")), "")
+        active = phase not in _ENDED_PHASES and state not in _INACTIVE_STATES
+        detail = _text(event_code) + (f" {_text(event_text)}" if event_text else "")
+        return _status({"kind": "device_alarm", "active": active, "param": param, "detail": detail,
+                        "flags": tuple(flags), "device_time": when, "priority": priority, "value": value})
+
+    def _ack(self, msg: _Message) -> bytes:
+        fs, cs = msg.fs, msg.cs
+        enc = msg.field(2) or b"^~\\&"
+        recv_app = msg.field(5) or self.receiving_app
+        recv_fac = msg.field(6) or self.receiving_facility
+        msh = fs.join([b"MSH", enc, recv_app, recv_fac, msg.field(3), msg.field(4), msg.field(7), b"",
+                       b"ACK" + cs + msg.trigger + cs + b"ACK", b"ACK" + msg.control, msg.field(11) or b"P",
+                       msg.field(12) or b"2.6"])
+        msa = fs.join([b"MSA", b"AA", msg.control])
+        return b"\x0b" + msh + b"\r" + msa + b"\r\x1c\r"
+
+
+# --- encoder (simulator) ------------------------------------------------------------------
+# key -> (MDC code, MDC reference id, containment OBX-4, UCUM unit)
+_ENC: dict[str, tuple[str, str, str, str]] = {
+    "nibp_sys": ("150021", "MDC_PRESS_BLD_NONINV_SYS", "1.1.1.1", "mm[Hg]"),
+    "nibp_dia": ("150022", "MDC_PRESS_BLD_NONINV_DIA", "1.1.1.2", "mm[Hg]"),
+    "nibp_map": ("150023", "MDC_PRESS_BLD_NONINV_MEAN", "1.1.1.3", "mm[Hg]"),
+    "pr_nibp": ("149546", "MDC_PULS_RATE_NON_INV", "1.1.1.4", "{beat}/min"),
+    "hr": ("147842", "MDC_ECG_HEART_RATE", "1.2.1.1", "{beat}/min"),
+    "spo2": ("150456", "MDC_PULS_OXIM_SAT_O2", "1.3.1.1", "%"),
+    "pr": ("149530", "MDC_PULS_OXIM_PULS_RATE", "1.3.1.2", "{beat}/min"),
+}
+_ENC_ORDER = ("nibp_sys", "nibp_dia", "nibp_map", "pr_nibp", "hr", "spo2", "pr")
+
+
+def _ts_text(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.strftime("%Y%m%d%H%M%S%z")
+
+
+def _num_text(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def encode_oru_r01(*, when: datetime, values: dict[str, float | None], nibp_time: datetime | None = None,
+                   control_id: str, mllp: bool = True, sending_app: str = "CHAIRSIDE_SIM") -> bytes:
+    """One IHE PCD-01 ORU^R01 (HL7 v2.6) with the given vitals; MLLP-framed unless ``mllp=False``.
+
+    ``values`` keys among ``hr, pr, spo2, nibp_sys, nibp_dia, nibp_map, pr_nibp``; a None
+    value is sent as an empty OBX-5 with OBX-11 ``X``. NIBP observations carry OBX-14 =
+    ``nibp_time`` (else ``when``); the others have no OBX-14 (OBR-7 = ``when`` applies).
+    Segments end with CR; MSH-15 = AL (the receiver ACKs).
+    """
+    unknown = set(values) - set(_ENC)
+    if unknown:
+        raise ValueError(f"encode_oru_r01: unknown value keys {sorted(unknown)}; use {list(_ENC_ORDER)}")
+    ts = _ts_text(when)
+    segs = [
+        f"MSH|^~\\&|{sending_app}|CHAIRSIDE|||{ts}||ORU^R01^ORU_R01|{control_id}|P|2.6|||AL|NE||UNICODE UTF-8|||"
+        "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO",
+        "PID|||SIM0001^^^CHAIRSIDE^MR||Simulated^Patient^^^^^L",
+        "PV1||O|CHAIR^1",
+        f"OBR|1|{control_id}^{sending_app}|{control_id}^{sending_app}|182777000^monitoring of patient^SCT|||{ts}",
+        "OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X",
+    ]
+    n = 1
+    nibp_ts = _ts_text(nibp_time) if nibp_time is not None else ts
+    for key in _ENC_ORDER:
+        if key not in values:
+            continue
+        code, ref, containment, ucum = _ENC[key]
+        v = values[key]
+        n += 1
+        obs_ts = nibp_ts if key.startswith("nibp") or key == "pr_nibp" else ""
+        value_text = "" if v is None else _num_text(float(v))
+        status = "X" if v is None else "R"
+        segs.append(f"OBX|{n}|NM|{code}^{ref}^MDC|{containment}|{value_text}|{ucum}^{ucum}^UCUM|||||{status}|||{obs_ts}")
+    msg = ("\r".join(segs) + "\r").encode("utf-8")
+    return b"\x0b" + msg + b"\x1c\r" if mllp else msg

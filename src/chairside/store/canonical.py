@@ -1,0 +1,182 @@
+"""Canonical byte forms of events and readings, and the SHA-256 chain over them.
+
+Owns: the exact bytes that are hashed in a session file, so that anyone can recompute the
+chain without Chairside. Must not import: textual, serial, chairside.transport,
+chairside.alarms, chairside.service (stdlib + chairside.domain only).
+
+Canonical JSON (events)
+    ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False)`` encoded as UTF-8: keys sorted, no whitespace, non-ASCII kept as
+    UTF-8, NaN/Infinity refused. ``obj`` is the event as pydantic's JSON mode dumps it
+    (times as ISO 8601 with ``Z``), *including* its ``seq``; for ``readings_recorded``
+    the ``readings`` list is left out of the body (the readings are stored in their own
+    table) and the body carries ``count`` and ``digest`` instead.
+
+Chain
+    ``hash[n] = sha256(bytes.fromhex(hash[n-1]) + body[n])`` with ``hash[0]`` = 64 zeros
+    (``GENESIS``); hashes are stored as lowercase hex.
+
+Canonical readings (one batch)
+    A JSON array (same ``json.dumps`` options) with one array per reading, in the order
+    they were recorded: ``[param, value, unit, valid, flags, device_time, receive_time,
+    source, origin]``. ``value`` is a float or null (a NaN or infinite value is stored as
+    null with ``valid`` false and the flag ``not_finite``: a missing value, never a number); ``flags`` an array of strings;
+    a time is an integer count of microseconds since 1970-01-01T00:00:00Z when it is
+    timezone-aware, the ISO 8601 text when it is naive (a device clock without a zone),
+    or null. ``digest = sha256(those bytes)`` in hex. The store keeps the batch bytes
+    zlib-compressed; the digest is always over the uncompressed canonical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from math import isfinite
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chairside.domain.events import EventAdapter
+from chairside.domain.readings import Reading
+
+GENESIS = "0" * 64
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The canonical UTF-8 JSON bytes of a JSON-able object (see module docstring)."""
+    return _dumps(obj).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, body: bytes) -> str:
+    """``sha256(prev_hash_bytes + body)`` as lowercase hex."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()
+
+
+def event_body(event: Any) -> dict[str, Any]:
+    """The JSON-mode dict that is hashed for an event (readings left out)."""
+    if getattr(event, "kind", None) == "readings_recorded":
+        return event.model_dump(mode="json", exclude={"readings"})
+    return event.model_dump(mode="json")
+
+
+def decode_event(body: str | bytes, readings: Sequence[Reading] | None = None) -> Any:
+    """Parse a stored body back into its event (readings filled back in when given)."""
+    event = EventAdapter.validate_json(body)
+    if readings is not None:
+        event = event.model_copy(update={"readings": tuple(readings)})
+    return event
+
+
+# --------------------------------------------------------------------------- readings
+
+
+_EPOCH_ORDINAL = EPOCH.toordinal()
+_FIXED = {type(UTC)}
+try:  # pydantic gives validated datetimes its own fixed-offset tzinfo
+    from pydantic_core import TzInfo as _TzInfo
+
+    _FIXED.add(_TzInfo)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _time(dt: datetime | None) -> int | str | None:
+    if dt is None:
+        return None
+    tz = dt.tzinfo
+    if tz is None:
+        return dt.isoformat()
+    off = tz.utcoffset(None) if type(tz) in _FIXED else dt.utcoffset()
+    if off is None:
+        return dt.isoformat()
+    return (((dt.toordinal() - _EPOCH_ORDINAL) * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+             - off.days * 86400 - off.seconds) * 1_000_000 + dt.microsecond - off.microseconds)
+
+
+def _untime(v: int | str | None) -> datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return datetime.fromisoformat(v)
+    return EPOCH + timedelta(microseconds=v)
+
+
+_fields = attrgetter("param", "value", "unit", "valid", "flags", "device_time", "receive_time", "source",
+                     "origin")
+
+
+def readings_rows(readings: Iterable[Reading]) -> list[list[Any]]:
+    """The canonical row of each reading (see module docstring)."""
+    rows = []
+    append = rows.append
+    memo: dict[datetime, Any] = {}
+    last_dt: Any = object()
+    last_v: Any = None
+    last_rt: Any = object()
+    last_rv: Any = None
+    for r in readings:
+        param, v, unit, valid, flags, dt, rt, source, origin = _fields(r)
+        if dt is not last_dt:
+            last_dt = dt
+            if dt is None:
+                last_v = None
+            else:
+                last_v = memo.get(dt)
+                if last_v is None:
+                    last_v = memo[dt] = _time(dt)
+        if rt is not last_rt:
+            last_rt = rt
+            if rt is None:
+                last_rv = None
+            else:
+                last_rv = memo.get(rt)
+                if last_rv is None:
+                    last_rv = memo[rt] = _time(rt)
+        if v is not None:
+            if v.__class__ is not float:
+                v = float(v)
+            if not isfinite(v):  # JSON has no NaN/inf: a value that is not a number is missing
+                v, valid, flags = None, False, (*flags, "not_finite")
+        append([param, v, unit, valid, flags, last_v, last_rv, source, origin])
+    return rows
+
+
+def encode_readings(readings: Iterable[Reading]) -> tuple[bytes, str, int]:
+    """(canonical bytes, sha256 hex digest, count) of one batch."""
+    rows = readings_rows(readings)
+    data = canonical_json(rows)
+    return data, hashlib.sha256(data).hexdigest(), len(rows)
+
+
+def decode_readings(data: bytes) -> list[Reading]:
+    """Readings back from a batch's canonical bytes (times come back in UTC)."""
+    construct = Reading.model_construct
+    out = []
+    cache: dict[Any, datetime | None] = {}
+    for param, value, unit, valid, flags, dt, rt, source, origin in json.loads(data):
+        d = cache.get(dt)
+        if d is None and dt is not None:
+            d = cache[dt] = _untime(dt)
+        r = cache.get(rt)
+        if r is None and rt is not None:
+            r = cache[rt] = _untime(rt)
+        out.append(construct(param=param, value=value, unit=unit, valid=valid, flags=tuple(flags),
+                             device_time=d, receive_time=r, source=source, origin=origin))
+    return out
+
+
+def compress(data: bytes) -> bytes:
+    # small batches (1 Hz monitoring) squeeze well and cost little; big bursts favour speed
+    return zlib.compress(data, 6 if len(data) < 65536 else 1)
+
+
+def decompress(blob: bytes) -> bytes:
+    return zlib.decompress(blob)

@@ -1,0 +1,661 @@
+"""The printable session report: one self-contained HTML file (inline CSS and SVG, no JS).
+
+Owns: ``render(events, template=None, *, last_hash=None, source_name=None) -> str`` (pure)
+and ``export(path, out) -> Path`` for ``chairside export FILE --format html``.
+Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+
+Layout: header (patient pseudonym, weight and its source, protocol, staff), checklist and
+baseline, trend chart, blood-pressure table, infusion record, REMS form fields (esketamine),
+observations, interventions, alarms, notes, discharge, and the full event log (one row per
+event, ``data-seq`` on each row). Amendments are shown beside what they correct; the
+original is never hidden. The hash of the last event is printed on every page so a printout
+can be matched to its file. Every piece of text from the record is HTML-escaped.
+Prints on A4 and Letter (``@page { size: auto }``, content sized to the narrower page).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any, Sequence
+
+from chairside.domain.events import (
+    AlarmAcknowledged,
+    AlarmCleared,
+    AlarmEscalated,
+    AlarmRaised,
+    AlarmSilenced,
+    Amendment,
+    BaselineRecorded,
+    ChecklistCompleted,
+    DischargeAssessed,
+    InterventionGiven,
+    NoteAdded,
+    ObservationRecorded,
+    SessionClosed,
+)
+from chairside.store import report_rems
+from chairside.store.report_common import (
+    amendments_by_target,
+    bp_readings,
+    effective,
+    fmt_num,
+    fmt_time,
+    infusion_record,
+    last_time,
+    load_limits,
+    load_session,
+    load_template,
+    minutes_between,
+    numbered,
+    opened,
+    param_label,
+    phase_spans,
+    scale_info,
+    scale_label,
+    scale_range,
+    session_end,
+    summarize,
+    tget,
+    vital_series,
+)
+from chairside.store.report_svg import Mark, render_chart
+
+CSS = """
+@page { size: auto; margin: 12mm 11mm 16mm 11mm; }
+* { box-sizing: border-box; }
+html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; font-size: 9.5pt; color: #000;
+       background: #fff; margin: 0 auto; max-width: 186mm; line-height: 1.3; }
+h1 { font-size: 15pt; margin: 0 0 2mm 0; }
+h2 { font-size: 11.5pt; margin: 5mm 0 1.5mm 0; border-bottom: 1.2pt solid #000; padding-bottom: 0.5mm;
+     break-after: avoid; page-break-after: avoid; }
+h3 { font-size: 10pt; margin: 3mm 0 1mm 0; break-after: avoid; page-break-after: avoid; }
+table { border-collapse: collapse; width: 100%; margin: 1mm 0 2mm 0; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; page-break-inside: avoid; }
+th, td { border: 0.5pt solid #777; padding: 0.6mm 1.2mm; vertical-align: top; text-align: left; overflow-wrap: break-word; }
+th { background: #e6e6e6; font-weight: bold; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.t { white-space: nowrap; }
+.kv { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 0.6mm 3mm; }
+.kv .k { font-weight: bold; }
+.banner { border: 2pt solid #000; padding: 1.5mm 3mm; font-weight: bold; font-size: 11pt; margin: 2mm 0;
+          text-align: center; letter-spacing: 0.05em; }
+.muted { color: #444; }
+.small { font-size: 8pt; }
+.amend { display: inline-block; border: 0.8pt dashed #000; padding: 0 1mm; margin-left: 1mm; background: #f3f3f3; }
+.amend::before { content: "AMENDED "; font-weight: bold; font-size: 7pt; }
+.orig { }
+.flag { font-weight: bold; }
+.pri-high { font-weight: bold; }
+.pri-medium { font-weight: bold; }
+figure.chart { margin: 1mm 0 2mm 0; break-inside: avoid; page-break-inside: avoid; }
+figure.chart svg { width: 100%; height: auto; display: block; }
+figcaption { font-size: 8pt; color: #333; }
+section { break-inside: auto; }
+.eventlog td { font-size: 7.5pt; padding: 0.3mm 1mm; }
+.eventlog tr.readings td { font-size: 6.8pt; color: #222; }
+.eventlog td.seq { text-align: right; white-space: nowrap; }
+.hash { font-family: "DejaVu Sans Mono", "Courier New", monospace; font-size: 8pt; word-break: break-all; }
+.endnote { margin-top: 4mm; border-top: 1pt solid #000; padding-top: 1mm; }
+.yn-yes { font-weight: bold; }
+@media print {
+  body { max-width: none; }
+  .pagebreak { break-before: page; page-break-before: always; }
+}
+@media screen { body { padding: 6mm; } }
+"""
+
+_PRI = {"high": "***", "medium": "**", "low": "*"}
+
+
+def _e(v: Any) -> str:
+    return escape("" if v is None else str(v), quote=True)
+
+
+def _of_max(scale: str) -> str:
+    """"/max" of a score from data/scales.toml ("" when the file does not say)."""
+    hi = scale_info().get(scale, {}).get("max")
+    return f"/{hi:g}" if isinstance(hi, (int, float)) else ""
+
+
+def _css_str(text: str) -> str:
+    """A CSS string literal that cannot end the string, the rule or the <style> element."""
+    out = []
+    for ch in text:
+        if ch.isalnum() or ch in " .,:;·—-_#/()[]+=@!?*'":
+            out.append(ch)
+        else:
+            out.append(f"\\{ord(ch):x} ")
+    return '"' + "".join(out) + '"'
+
+
+def _yn(v: bool | None) -> str:
+    if v is None:
+        return '<span class="muted">not recorded</span>'
+    return '<span class="yn-yes">YES</span>' if v else "no"
+
+
+class _Ctx:
+    def __init__(self, events: Sequence[Any]) -> None:
+        self.events = list(events)
+        self.numbered = numbered(self.events)
+        self.by_seq = {s: e for s, e in self.numbered}
+        self.amends = amendments_by_target(self.events)
+
+    def amended(self, seq: int, field: str | None = None) -> list[Amendment]:
+        out = self.amends.get(seq, [])
+        if field is None:
+            return out
+        return [a for a in out if field in a.replacement]
+
+    def eff(self, seq: int, ev: Any) -> Any:
+        return effective(ev, self.amends, seq)
+
+    def val(self, seq: int, ev: Any, field: str, fmt=lambda v: _e(v)) -> str:
+        """Original value, followed by each amendment's new value beside it."""
+        html = f'<span class="orig">{fmt(getattr(ev, field, None))}</span>'
+        for a in self.amended(seq, field):
+            html += (f'<span class="amend">→ {fmt(a.replacement[field])} <span class="small">'
+                     f'(#{a.seq if a.seq >= 0 else "?"} {fmt_time(a.t)} by {_e(a.author)}: {_e(a.reason)})</span></span>')
+        return html
+
+    def note(self, seq: int, shown: tuple[str, ...] = ()) -> str:
+        """Amendments of an event not already shown beside a displayed field (``shown``)."""
+        parts = []
+        for a in self.amended(seq):
+            orig = self.by_seq.get(seq)
+            ch = []
+            if a.replacement and all(k in shown for k in a.replacement):
+                continue
+            for k, v in a.replacement.items():
+                if k in shown:
+                    continue
+                old = getattr(orig, k, None) if orig is not None else None
+                ch.append(f"{_e(k)}: {_e(old)} → {_e(v)}")
+            parts.append(f'<span class="amend">#{a.seq if a.seq >= 0 else "?"} {fmt_time(a.t)} by {_e(a.author)}: '
+                         f'{"; ".join(ch) or "(no field change)"} — {_e(a.reason)}</span>')
+        return " ".join(parts)
+
+
+def _tpl_name(template: Any, fallback: str) -> str:
+    return str(tget(template, "title", "display_name", "label", "description", "name", default=fallback))
+
+
+def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None = None,
+           source_name: str | None = None) -> str:
+    """The whole report as one HTML string (pure function of the events and the template)."""
+    ctx = _Ctx(events)
+    evs = ctx.events
+    op_raw = next(((s, e) for s, e in ctx.numbered if e.kind == "session_opened"), None)
+    op = opened(evs)
+    if template is None and op is not None:
+        template = load_template(op.protocol)
+    profile = tget(template, "limits_profile", "limits", "profile", "limits.profile", default=None)
+    limits, limits_file = load_limits(profile if isinstance(profile, str) else None)
+    t0 = evs[0].t if evs else None
+    t_end = session_end(evs)
+    t_last = last_time(evs)
+    spans = phase_spans(evs)
+    esk = report_rems.is_esketamine(evs, template)
+    h: list[str] = []
+    w = h.append
+
+    title = "Session record"
+    pid = op.patient_id if op else "—"
+    w("<!DOCTYPE html>")
+    w('<html lang="en"><head><meta charset="utf-8">')
+    w('<meta name="viewport" content="width=device-width, initial-scale=1">')
+    w(f"<title>{_e(title)} — {_e(pid)} — {_e(t0.date().isoformat() if t0 else '')}</title>")
+    footer = (f"Chairside session record · patient {pid} · session {op.session_id if op else '—'} · "
+              f"last event hash {last_hash or 'not available'}")
+    page_css = ("@page { @bottom-left { content: " + _css_str(footer) + "; font-size: 6.5pt; "
+                "font-family: 'DejaVu Sans Mono', monospace; vertical-align: top; padding-top: 2mm; } "
+                "@bottom-right { content: 'page ' counter(page) ' of ' counter(pages); font-size: 7pt; "
+                "vertical-align: top; padding-top: 2mm; } }")
+    w(f"<style>{CSS}\n{page_css}</style></head><body>")
+
+    # ---------------------------------------------------------------- header
+    w(f"<header><h1>Chairside session record{' — esketamine' if esk else ''}</h1>")
+    if op and (op.simulated or op.training):
+        what = "TRAINING / SIMULATED SESSION — NOT A PATIENT RECORD" if op.training else "SIMULATED SESSION — NOT A PATIENT RECORD"
+        w(f'<div class="banner">{what}</div>')
+    w('<div class="kv">')
+    if op_raw:
+        s, raw = op_raw
+        w(f'<span class="k">Patient (pseudonym)</span><span>{ctx.val(s, raw, "patient_id")}</span>')
+        w(f'<span class="k">Session</span><span>{_e(raw.session_id)}</span>')
+        w(f'<span class="k">Weight</span><span>{ctx.val(s, raw, "weight_kg", lambda v: _e(fmt_num(v)) + " kg")} '
+          f'({ctx.val(s, raw, "weight_source")}'
+          + (f", confirmed by {ctx.val(s, raw, 'weight_confirmed_by')}" if raw.weight_confirmed_by or ctx.amended(s, "weight_confirmed_by") else ", <b>not second-checked</b>")
+          + ")</span>")
+        w(f'<span class="k">Protocol</span><span>{_e(_tpl_name(template, raw.protocol))} '
+          f'<span class="muted small">({ctx.val(s, raw, "protocol")})</span></span>')
+        w(f'<span class="k">Staff</span><span>{ctx.val(s, raw, "staff", lambda v: _e(", ".join(v or ())) or "—")}</span>')
+        w(f'<span class="k">Date (UTC)</span><span>{_e(t0.strftime("%Y-%m-%d") if t0 else "—")}, '
+          f'{fmt_time(t0)}–{fmt_time(t_end)}</span>')
+        extra = []
+        if raw.app_version:
+            extra.append(f"Chairside {raw.app_version}")
+        if raw.scenario:
+            extra.append(f"scenario {raw.scenario}")
+        if raw.sim_seed is not None:
+            extra.append(f"seed {raw.sim_seed}")
+        w(f'<span class="k">Recorded with</span><span>{_e(", ".join(extra) or "—")}</span>')
+        w(f'<span class="k">Source file</span><span>{_e(source_name or "—")}</span>')
+    else:
+        w('<span class="k">Session</span><span><b>no session_opened event in this file</b></span>')
+    w("</div>")
+    w(f'<p class="small">Last event hash (match a printout to its file with <code>chairside verify</code>): '
+      f'<span class="hash">{_e(last_hash or "not available")}</span> · {len(evs)} events · times in UTC</p>')
+    if op_raw:
+        n = ctx.note(op_raw[0], ('patient_id', 'weight_kg', 'weight_source', 'weight_confirmed_by', 'protocol', 'staff'))
+        if n:
+            w(f"<p>{n}</p>")
+    w("</header>")
+
+    # ---------------------------------------------------------------- chart
+    alarms_raised = [(s, e) for s, e in ctx.numbered if isinstance(e, AlarmRaised)]
+    alarm_label = {e.alarm_id: f"A{i + 1}" for i, (s, e) in enumerate(alarms_raised)}
+    interventions = [(s, e) for s, e in ctx.numbered if isinstance(e, InterventionGiven)]
+    iv_label = {s: f"I{i + 1}" for i, (s, e) in enumerate(interventions)}
+    w("<section><h2>Trend</h2>")
+    if t0 is not None:
+        series = vital_series(evs)
+        marks = [Mark(e.t, alarm_label[e.alarm_id], "alarm", e.param, e.priority) for s, e in alarms_raised]
+        marks += [Mark(e.t, iv_label[s], "intervention") for s, e in interventions]
+        chart = render_chart(t0=t0, t1=max(x for x in (t_end, t_last, t0) if x is not None), series=series,
+                             phases=spans, limits=limits, marks=marks, limits_source=limits_file)
+        lim_note = (f"Medium (**) and high (***) limits from the limits profile <b>{_e(limits_file)}</b>, drawn over "
+                    f"the phases they apply to, source tags beside each line."
+                    if limits_file else f"No limits profile file was found ({_e(profile or 'standard')}): no limits drawn.")
+        w(f'<figure class="chart">{chart}<figcaption>Whole session. Phases shaded (pre-dose plain, dosing hatched, '
+          f"recovery dotted). {lim_note} Alarms (A#) and interventions (I#) refer to the tables below. "
+          f"NIBP values are drawn as markers (SBP ▼, DBP ▲, MAP ○); missing values are gaps, never zero.</figcaption></figure>")
+        if limits:
+            w(_limits_table(limits, limits_file))
+    w("</section>")
+
+    # ---------------------------------------------------------------- checklist & baseline
+    w("<section><h2>Checklist and baseline</h2>")
+    cls = [(s, e) for s, e in ctx.numbered if isinstance(e, ChecklistCompleted)]
+    if not cls:
+        w('<p class="muted">No checklist recorded.</p>')
+    for s, e in cls:
+        w(f"<p>#{s} at {fmt_time(e.t)} by {_e(e.author)}: consent {ctx.val(s, e, 'consent', lambda v: _yn(v))}, "
+          f"escort confirmed {ctx.val(s, e, 'escort_confirmed', lambda v: _yn(v))}, fasted "
+          f"{ctx.val(s, e, 'hours_fasted', lambda v: _e(fmt_num(v)) + ' h')}</p>")
+        if e.contraindications:
+            w('<table><thead><tr><th>Contraindication / check</th><th>Present</th></tr></thead><tbody>')
+            for name, present in e.contraindications.items():
+                w(f"<tr><td>{_e(name.replace('_', ' '))}</td><td>{_yn(present)}</td></tr>")
+            w("</tbody></table>")
+        if e.notes:
+            w(f"<p>Notes: {ctx.val(s, e, 'notes')}</p>")
+        if ctx.note(s, ('consent', 'escort_confirmed', 'hours_fasted', 'notes')):
+            w(f"<p>{ctx.note(s, ('consent', 'escort_confirmed', 'hours_fasted', 'notes'))}</p>")
+    bls = [(s, e) for s, e in ctx.numbered if isinstance(e, BaselineRecorded)]
+    if bls:
+        w('<table><thead><tr><th>#</th><th>Time</th><th>By</th><th class="num">SBP</th><th class="num">DBP</th>'
+          '<th class="num">MAP</th><th class="num">HR</th><th class="num">SpO₂</th><th class="num">MOAA/S</th>'
+          '<th class="num">CADSS</th><th>Amendments</th></tr></thead><tbody>')
+        for s, e in bls:
+            f = lambda v: _e(fmt_num(v))  # noqa: E731
+            w(f"<tr><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td>{_e(e.author)}</td>"
+              + "".join(f'<td class="num">{ctx.val(s, e, k, f)}</td>' for k in ("sbp", "dbp", "map", "hr", "spo2", "moaas", "cadss"))
+              + f"<td>{ctx.note(s, ('sbp', 'dbp', 'map', 'hr', 'spo2', 'moaas', 'cadss'))}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No baseline recorded.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- BP table
+    bps = bp_readings(evs)
+    series = vital_series(evs) if t0 is not None else {}
+
+    def near(param: str, t: datetime) -> str:
+        pts = [p for p in series.get(param, []) if p.value is not None and abs((p.t - t).total_seconds()) <= 30]
+        if not pts:
+            return "—"
+        p = min(pts, key=lambda p: abs((p.t - t).total_seconds()))
+        return _e(fmt_num(p.value))
+
+    w("<section><h2>Blood pressure readings</h2>")
+    if bps:
+        w('<table><thead><tr><th>Time</th><th class="num">+min</th><th>Phase</th><th class="num">SBP/DBP (MAP)</th>'
+          '<th class="num">HR</th><th class="num">PR</th><th class="num">SpO₂</th><th>Source</th><th>Event #</th></tr></thead><tbody>')
+        from chairside.store.report_common import phase_at
+        for b in bps:
+            w(f"<tr><td>{fmt_time(b.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, b.t)))}</td>"
+              f"<td>{_e(phase_at(spans, b.t) or '')}</td>"
+              f"<td class='num'>{_e(fmt_num(b.sys))}/{_e(fmt_num(b.dia))} ({_e(fmt_num(b.map))})</td>"
+              f"<td class='num'>{near('hr', b.t)}</td><td class='num'>{near('pr', b.t)}</td><td class='num'>{near('spo2', b.t)}</td>"
+              f"<td>{_e(b.origin)}</td><td>{b.seq}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No blood pressure readings.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- infusion
+    rec = infusion_record(evs)
+    w("<section><h2>Dosing record</h2>" if esk else "<section><h2>Infusion record</h2>")
+    starts = [(s, e) for s, e in ctx.numbered if e.kind == "infusion_started"]
+    esk_doses = [(s, e) for s, e in interventions if report_rems._is_esk_drug(e.drug)]
+    if esk_doses:
+        w('<table><thead><tr><th>Device</th><th>#</th><th>Time</th><th class="num">+min from first</th><th>Drug</th>'
+          '<th class="num">Dose</th><th>Route</th><th>Lot</th><th>Given by</th></tr></thead><tbody>')
+        for k, (s, e) in enumerate(esk_doses):
+            w(f"<tr><td>{k + 1}</td><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td>"
+              f"<td class='num'>{_e(fmt_num(minutes_between(esk_doses[0][1].t, e.t)))}</td><td>{ctx.val(s, e, 'drug')}</td>"
+              f"<td class='num'>{ctx.val(s, e, 'dose', lambda v: _e(fmt_num(v, 2)))} {_e(e.dose_unit)}</td>"
+              f"<td>{ctx.val(s, e, 'route')}</td><td>{ctx.val(s, e, 'lot')}</td>"
+              f"<td>{ctx.val(s, e, 'given_by', lambda v: _e(v or e.author))} {ctx.note(s, ('drug', 'dose', 'route', 'lot', 'given_by'))}</td></tr>")
+        w("</tbody></table>")
+        mg = sum(ctx.eff(s, e).dose or 0 for s, e in esk_doses if ctx.eff(s, e).dose_unit.lower() == "mg")
+        w(f"<p><b>Total:</b> {_e(fmt_num(mg, 2))} mg"
+          + (f", {_e(fmt_num(mg / op.weight_kg, 3))} mg/kg (weight {_e(fmt_num(op.weight_kg))} kg)" if op and op.weight_kg else "")
+          + f" in {len(esk_doses)} administration(s).</p>")
+    if not starts and not rec.segments and not esk_doses:
+        w('<p class="muted">No infusion recorded.</p>')
+    for s, e in starts:
+        w('<div class="kv">')
+        w(f'<span class="k">Drug</span><span>{ctx.val(s, e, "drug")} ({ctx.val(s, e, "route")})</span>')
+        w(f'<span class="k">Lot</span><span>{ctx.val(s, e, "lot", lambda v: _e(v) or "<b>not recorded</b>")}</span>')
+        w(f'<span class="k">Concentration</span><span>{ctx.val(s, e, "concentration_mg_ml", lambda v: _e(fmt_num(v, 3)) + " mg/mL")}</span>')
+        w(f'<span class="k">Diluent / bag</span><span>{ctx.val(s, e, "diluent", lambda v: _e(v) or "—")} / '
+          f'{ctx.val(s, e, "bag_volume_ml", lambda v: (_e(fmt_num(v)) + " mL") if v else "—")}</span>')
+        w(f'<span class="k">Target dose</span><span>{ctx.val(s, e, "dose_mg_kg", lambda v: (_e(fmt_num(v, 3)) + " mg/kg") if v is not None else "—")}'
+          f' over {ctx.val(s, e, "duration_min", lambda v: (_e(fmt_num(v)) + " min") if v is not None else "—")}</span>')
+        w(f'<span class="k">Started</span><span>{fmt_time(e.t, True)} by {_e(e.author)}'
+          f'{", confirmed by " + ctx.val(s, e, "confirmed_by") if e.confirmed_by else ""}</span>')
+        if e.gate_override_reason:
+            w(f'<span class="k">Gate override</span><span class="flag">{ctx.val(s, e, "gate_override_reason")}</span>')
+        if e.above_usual_reason:
+            w(f'<span class="k">Above usual dose</span><span class="flag">{ctx.val(s, e, "above_usual_reason")}</span>')
+        w("</div>")
+        if ctx.note(s, ('drug', 'route', 'lot', 'concentration_mg_ml', 'diluent', 'bag_volume_ml', 'dose_mg_kg', 'duration_min', 'confirmed_by', 'gate_override_reason', 'above_usual_reason')):
+            w(f"<p>{ctx.note(s, ('drug', 'route', 'lot', 'concentration_mg_ml', 'diluent', 'bag_volume_ml', 'dose_mg_kg', 'duration_min', 'confirmed_by', 'gate_override_reason', 'above_usual_reason'))}</p>")
+    if rec.segments:
+        w('<table><thead><tr><th>#</th><th>From</th><th>To</th><th class="num">min</th><th class="num">mg/kg/h</th>'
+          '<th class="num">mg/h</th><th class="num">mL/h</th><th class="num">mL</th><th class="num">mg</th><th>Began with</th><th>Reason</th></tr></thead><tbody>')
+        for seg in rec.segments:
+            mgh = seg.rate_mg_kg_h * rec.weight_kg if rec.weight_kg else None
+            raw = ctx.by_seq.get(seg.seq)
+            w(f"<tr><td>{seg.seq}</td><td>{fmt_time(seg.start, True)}</td><td>{fmt_time(seg.end, True)}</td>"
+              f"<td class='num'>{_e(fmt_num(seg.hours * 60))}</td>"
+              f"<td class='num'>{ctx.val(seg.seq, raw, 'rate_mg_kg_h', lambda v: _e(fmt_num(v, 3)))}</td>"
+              f"<td class='num'>{_e(fmt_num(mgh, 2))}</td>"
+              f"<td class='num'>{ctx.val(seg.seq, raw, 'rate_ml_h', lambda v: _e(fmt_num(v, 1)))}</td>"
+              f"<td class='num'>{_e(fmt_num(seg.ml(), 1))}</td><td class='num'>{_e(fmt_num(seg.mg(rec.weight_kg), 2))}</td>"
+              f"<td>{_e(seg.kind.replace('infusion_', '').replace('_', ' '))}</td><td>{_e(seg.reason)} {ctx.note(seg.seq, ('rate_mg_kg_h', 'rate_ml_h'))}</td></tr>")
+        w("</tbody></table>")
+    if rec.pauses:
+        w('<h3>Pauses</h3><table><thead><tr><th>#</th><th>Paused</th><th>Resumed / stopped</th><th class="num">min</th>'
+          '<th>Reason</th></tr></thead><tbody>')
+        for a, b, reason, s in rec.pauses:
+            w(f"<tr><td>{s}</td><td>{fmt_time(a, True)}</td><td>{fmt_time(b, True)}</td>"
+              f"<td class='num'>{_e(fmt_num(minutes_between(a, b)))}</td><td>{_e(reason)} {ctx.note(s)}</td></tr>")
+        w("</tbody></table>")
+    if rec.segments:
+        w(f"<p><b>Totals:</b> {_e(fmt_num(rec.total_mg, 2))} mg, "
+          f"{_e(fmt_num(rec.total_mg_kg, 3))} mg/kg (weight {_e(fmt_num(rec.weight_kg))} kg), "
+          f"{_e(fmt_num(rec.total_ml, 1))} mL, running {_e(fmt_num(rec.running_minutes))} min"
+          + (f"; stopped {fmt_time(rec.stop.t, True)} ({_e(rec.stop.reason)})" if rec.stop else "; <b>no stop recorded</b>")
+          + '. <span class="small muted">mg = pump volume × bag concentration (mg/kg/h × weight × time when no concentration).</span></p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- REMS
+    if esk:
+        w(_rems_section(report_rems.fields(evs, template)))
+
+    # ---------------------------------------------------------------- observations
+    scales = scale_info()
+    obs = [(s, e) for s, e in ctx.numbered if isinstance(e, ObservationRecorded)]
+    w("<section><h2>Observations</h2>")
+    if obs:
+        w('<table><thead><tr><th>#</th><th>Time</th><th class="num">+min</th><th>Scale</th><th class="num">Score</th>'
+          '<th>Range</th><th>Items / text</th><th>By</th></tr></thead><tbody>')
+        for s, e in obs:
+            items = ", ".join(f"{k}: {v}" for k, v in e.items.items())
+            w(f"<tr><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, e.t)))}</td>"
+              f"<td>{ctx.val(s, e, 'scale', lambda v: _e(scale_label(v, scales)))}</td>"
+              f"<td class='num'>{ctx.val(s, e, 'score', lambda v: _e(fmt_num(v)))}</td>"
+              f"<td>{_e(scale_range(e.scale, scales))}</td>"
+              f"<td>{_e(items)}{' — ' if items and e.text else ''}{ctx.val(s, e, 'text') if e.text else ''}</td>"
+              f"<td>{_e(e.author)}{ctx.note(s, ('scale', 'score', 'text'))}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No observations recorded.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- interventions
+    w("<section><h2>Interventions</h2>")
+    if interventions:
+        w('<table><thead><tr><th>Mark</th><th>#</th><th>Time</th><th>Drug / action</th><th class="num">Dose</th><th>Route</th>'
+          '<th>Lot</th><th>Given / ordered by</th><th>Reason</th><th>Response</th></tr></thead><tbody>')
+        for s, e in interventions:
+            w(f"<tr><td><b>{iv_label[s]}</b></td><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td>{ctx.val(s, e, 'drug')}</td>"
+              f"<td class='num'>{ctx.val(s, e, 'dose', lambda v: _e(fmt_num(v, 2)))} {_e(e.dose_unit)}</td>"
+              f"<td>{ctx.val(s, e, 'route')}</td><td>{ctx.val(s, e, 'lot')}</td>"
+              f"<td>{ctx.val(s, e, 'given_by', lambda v: _e(v or e.author))} / {ctx.val(s, e, 'ordered_by', lambda v: _e(v or '—'))}</td>"
+              f"<td>{ctx.val(s, e, 'reason')}</td><td>{ctx.val(s, e, 'response')} {ctx.note(s, ('drug', 'dose', 'route', 'lot', 'given_by', 'ordered_by', 'reason', 'response'))}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No interventions recorded.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- alarms
+    w("<section><h2>Alarms</h2>")
+    if alarms_raised:
+        w('<table><thead><tr><th>Mark</th><th>Raised</th><th>Priority</th><th>Condition</th>'
+          '<th>Rule / message</th><th>Response (escalation, acknowledgement, silencing, clearing)</th></tr></thead><tbody>')
+        for s, e in alarms_raised:
+            related = [x for _, x in ctx.numbered if getattr(x, "alarm_id", None) == e.alarm_id and x is not e]
+            lines = []
+            for x in related:
+                if isinstance(x, AlarmEscalated):
+                    lines.append(f"{fmt_time(x.t, True)} escalated {_e(x.from_priority)}→{_e(x.to_priority)}"
+                                 + (" (re-announced)" if x.reannounce else "") + (f": {_e(x.reason)}" if x.reason else ""))
+                elif isinstance(x, AlarmAcknowledged):
+                    lines.append(f"{fmt_time(x.t, True)} <b>acknowledged by {_e(x.by or x.author)}</b> "
+                                 f"(+{_e(fmt_num(minutes_between(e.t, x.t), 1))} min)")
+                elif isinstance(x, AlarmSilenced):
+                    lines.append(f"{fmt_time(x.t, True)} {_e(x.mode.replace('_', ' '))}"
+                                 + (f" {_e(fmt_num(x.duration_s))} s" if x.duration_s else "") + f" by {_e(x.by or x.author)}")
+                elif isinstance(x, AlarmCleared):
+                    lines.append(f"{fmt_time(x.t, True)} cleared" + (f" ({_e(fmt_num(x.value))})" if x.value is not None else "")
+                                 + (f": {_e(x.reason)}" if x.reason else ""))
+            if not any(isinstance(x, AlarmAcknowledged) for x in related):
+                lines.append("<b>not acknowledged</b>")
+            cond = f"{_e(param_label(e.param))} {_e(fmt_num(e.value))}" if e.param else ""
+            if e.limit is not None:
+                cond += f" (limit {_e(fmt_num(e.limit))} {_e(e.source_tag)})"
+            w(f"<tr><td><b>{alarm_label[e.alarm_id]}</b></td><td class='t'>{fmt_time(e.t, True)}</td>"
+              f"<td class='pri-{_e(e.priority)}'>{_e(_PRI.get(e.priority, ''))} {_e(e.priority)}"
+              f"{' latching' if e.latching else ''}<br><span class='small'>{_e(e.alarm_class)}</span></td>"
+              f"<td>{cond}</td><td>{_e(e.rule)}{'<br>' if e.rule and e.message else ''}{_e(e.message)}</td>"
+              f"<td>{'<br>'.join(lines)}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No alarms raised.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- notes
+    notes = [(s, e) for s, e in ctx.numbered if isinstance(e, NoteAdded)]
+    w("<section><h2>Notes</h2>")
+    if notes:
+        w('<table><thead><tr><th>#</th><th>Time</th><th>By</th><th>Note</th></tr></thead><tbody>')
+        for s, e in notes:
+            w(f"<tr><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td>{_e(e.author)}</td><td>{ctx.val(s, e, 'text')} {ctx.note(s, ('text',))}</td></tr>")
+        w("</tbody></table>")
+    else:
+        w('<p class="muted">No notes.</p>')
+    w("</section>")
+
+    # ---------------------------------------------------------------- amendments
+    amends = [(s, e) for s, e in ctx.numbered if isinstance(e, Amendment)]
+    if amends:
+        w("<section><h2>Amendments</h2><p class='small'>Each correction is a new event; the original stays "
+          "in the record and is printed unchanged beside the correction.</p>")
+        w('<table><thead><tr><th>#</th><th>Time</th><th>By</th><th>Corrects</th><th>Original</th><th>Correction</th>'
+          '<th>Reason</th></tr></thead><tbody>')
+        for s, a in amends:
+            orig = ctx.by_seq.get(a.target_seq)
+            old = ", ".join(f"{k}: {getattr(orig, k, '?')}" for k in a.replacement) if orig is not None else "event not found"
+            w(f"<tr><td>{s}</td><td>{fmt_time(a.t, True)}</td><td>{_e(a.author)}</td>"
+              f"<td>#{a.target_seq} {_e(orig.kind if orig is not None else '?')}</td><td>{_e(old)}</td>"
+              f"<td>{_e(', '.join(f'{k}: {v}' for k, v in a.replacement.items()))}</td><td>{_e(a.reason)}</td></tr>")
+        w("</tbody></table></section>")
+
+    # ---------------------------------------------------------------- discharge
+    w("<section><h2>Discharge</h2>")
+    dis = [(s, e) for s, e in ctx.numbered if isinstance(e, DischargeAssessed)]
+    if dis:
+        w('<table><thead><tr><th>#</th><th>Time</th><th>By</th><th>Aldrete</th><th>PADSS</th><th>Vitals ±20%</th>'
+          '<th class="num">min since end</th><th>Min. recovery</th><th>Escort</th><th>Instructions</th>'
+          '<th>Criteria</th><th>Discharged</th></tr></thead><tbody>')
+        for s, e in dis:
+            ald = ", ".join(f"{k} {v}" for k, v in e.aldrete.items())
+            pad = ", ".join(f"{k} {v}" for k, v in e.padss.items())
+            crit = "met" if e.criteria_met else "<b>not met</b>"
+            if e.blocked_reasons:
+                crit += ": " + _e("; ".join(e.blocked_reasons))
+            if e.override_reason:
+                crit += f"; <b>override</b>: {ctx.val(s, e, 'override_reason')}"
+            w(f"<tr><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td>{_e(e.author)}</td>"
+              f"<td><b>{ctx.val(s, e, 'aldrete_total', lambda v: _e(fmt_num(v)))}</b>{_e(_of_max('aldrete'))}<br><span class='small'>{_e(ald)}</span></td>"
+              f"<td><b>{ctx.val(s, e, 'padss_total', lambda v: _e(fmt_num(v)))}</b>{_e(_of_max('padss'))}<br><span class='small'>{_e(pad)}</span></td>"
+              f"<td>{_yn(e.vitals_within_20pct)}</td><td class='num'>{_e(fmt_num(e.minutes_since_end))}</td>"
+              f"<td>{_yn(e.min_recovery_met)}</td><td>{ctx.val(s, e, 'escort_present', _yn)}</td>"
+              f"<td>{_yn(e.instructions_given)}</td><td>{crit}</td><td>{ctx.val(s, e, 'discharged', _yn)} {ctx.note(s, ('aldrete_total', 'padss_total', 'escort_present', 'discharged', 'override_reason'))}</td></tr>")
+        w("</tbody></table>")
+        done = [e for _, e in dis if e.discharged]
+        if done:
+            w(f"<p><b>Discharged at {fmt_time(done[0].t, True)} UTC</b> by {_e(done[0].author)}"
+              f" ({_e(fmt_num(minutes_between(t0, done[0].t)))} min after the session opened).</p>")
+        else:
+            w("<p><b>No discharge recorded.</b></p>")
+    else:
+        w('<p class="muted">No discharge assessment recorded.</p>')
+    closed = [e for _, e in ctx.numbered if isinstance(e, SessionClosed)]
+    if closed:
+        w(f"<p>Session closed at {fmt_time(closed[-1].t, True)} UTC" + (f": {_e(closed[-1].reason)}" if closed[-1].reason else "") + ".</p>")
+    w("</section>")
+
+    # ---------------------------------------------------------------- full event log
+    w('<section class="pagebreak"><h2>Full event log</h2>')
+    w(f'<p class="small">Every event of the file, in order ({len(evs)} events). Amended events are marked; the '
+      f"amendment follows as its own event.</p>")
+    w('<table class="eventlog"><thead><tr><th>#</th><th>Time (UTC)</th><th class="num">+min</th><th>By</th>'
+      '<th>Event</th><th>Details</th></tr></thead><tbody id="eventlog">')
+    for s, e in ctx.numbered:
+        cls_ = "readings" if e.kind == "readings_recorded" else e.kind
+        extra = ""
+        if ctx.amended(s):
+            extra = " " + " ".join(f'<span class="amend">by #{a.seq if a.seq >= 0 else "?"}</span>' for a in ctx.amended(s))
+        w(f'<tr class="{_e(cls_)}" data-seq="{s}" data-kind="{_e(e.kind)}" id="ev-{s}"><td class="seq">{s}</td>'
+          f"<td>{_e(e.t.strftime('%H:%M:%S'))}</td><td class='num'>{_e(fmt_num(minutes_between(t0, e.t), 1))}</td>"
+          f"<td>{_e(e.author)}</td><td>{_e(e.kind.replace('_', ' '))}</td><td>{_e(summarize(e))}{extra}</td></tr>")
+    w("</tbody></table></section>")
+
+    w(f'<div class="endnote small">End of record. {len(evs)} events; last event hash '
+      f'<span class="hash">{_e(last_hash or "not available")}</span>. Generated by Chairside from '
+      f"{_e(source_name or 'the session events')}. Chairside is a documentation and decision-support console, "
+      f"not a diagnostic device.</div>")
+    w("</body></html>")
+    return "\n".join(h)
+
+
+def _limits_table(limits: Sequence[Any], source: str | None) -> str:
+    """Every tier of the limits profile, by rule and phase, with priority marks and source tags."""
+    phases = ("pre_infusion", "infusion", "recovery")
+    rows: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for lim in limits:
+        sym = (lim.symbol or (">=" if lim.op == "high" else "<=")).replace(">=", "≥").replace("<=", "≤")
+        if lim.relative:
+            sym = "rise " + sym
+        cell = f"{sym}{lim.value:g} {_PRI.get(lim.priority, '')} {lim.source_tag}".strip()
+        row = rows.setdefault((lim.rule.replace(" (relative)", ""), lim.param), {p: [] for p in phases})
+        for p in (lim.phases or phases):
+            if p in row:
+                row[p].append(cell)
+    out = [f'<h3>Limits in force (profile {_e(source)})</h3>',
+           '<table class="limits small"><thead><tr><th>Rule</th><th>Parameter</th><th>Pre-dose</th><th>Dosing</th>'
+           '<th>Recovery</th></tr></thead><tbody>']
+    for (rule, param), cells in rows.items():
+        name = scale_label(param.split(":", 1)[1], scale_info()) if param.startswith("scale:") else param_label(param)
+        out.append(f"<tr><td>{_e(rule)}</td><td>{_e(name)}</td>"
+                   + "".join(f"<td>{_e('; '.join(cells[p])) or '—'}</td>" for p in phases) + "</tr>")
+    out.append("</tbody></table><p class='small'>*** high, ** medium, * low (advisory) priority; medium and high "
+               "limits are drawn on the chart. Source tags: [P] published, [P*] to be checked, [S] our suggestion, "
+               "[C] clinic practice.</p>")
+    return "".join(out)
+
+
+def _rems_section(f: dict[str, Any]) -> str:
+    def bp(d: dict | None) -> str:
+        if not d:
+            return "<b>not recorded</b>"
+        at = f" at {_e(d['time'][11:19])}" if d.get("time") else ""
+        m = d.get("minutes_after_first_device")
+        rel = "" if m is None else (f" ({_e(fmt_num(-m, 1))} min before the first device)" if m < 0
+                                    else f" (+{_e(fmt_num(m, 1))} min)")
+        return f"{_e(fmt_num(d.get('sys')))}/{_e(fmt_num(d.get('dia')))} mmHg{at}{rel}"
+
+    dose = f["dose"]
+    rows = [
+        ("Treatment date", _e(f.get("treatment_date"))),
+        ("Patient (pseudonym)", _e(f.get("patient_id")) + ' <span class="small muted">(name, DOB, sex: fill in on the form)</span>'),
+        ("Dose", f"{_e(dose.get('category') or 'not recorded')} ({_e(fmt_num(dose.get('mg')))} mg, "
+                 f"{_e(fmt_num(dose.get('devices')))} device(s) at "
+                 f"{_e(', '.join(t[11:19] for t in dose.get('device_times', [])) or '—')})"),
+        ("Lot number", _e(f.get("lot") or "not recorded")),
+        ("Concomitant medications", "; ".join(f"{_e(k)}: {_yn(v)}" for k, v in (f.get("concomitant") or {}).items())),
+        ("BP before dosing", bp(f.get("bp_before_dosing"))),
+        ("BP at about 40 min", bp(f.get("bp_at_40_min"))),
+        ("BP before completion", bp(f.get("bp_before_completion"))),
+        ("Total minutes monitored (first device → end of monitoring)",
+         f"{_e(fmt_num(f.get('total_minutes_monitored')))} min"
+         + ("" if f.get("minimum_met") in (None, True) else f" — <b>below the {_e(fmt_num(f.get('minimum_minutes')))} min minimum</b>")),
+        ("Ready to leave (minutes after first device)", _e(fmt_num(f.get("ready_to_leave_minutes"))) if f.get("ready_to_leave_minutes") is not None else "not recorded"),
+        ("Vitals acceptable before administration", _yn(f.get("vitals_acceptable_before_administration"))),
+        ("Vitals acceptable before completion", _yn(f.get("vitals_acceptable_before_completion"))),
+        ("Sedation", _yn(f.get("sedation")) + _ev(f, "sedation")),
+        ("Dissociation", _yn(f.get("dissociation")) + _ev(f, "dissociation")),
+        ("Respiratory depression", _yn(f.get("respiratory_depression")) + _ev(f, "respiratory_depression")),
+    ]
+    out = ['<section><h2>SPRAVATO REMS patient monitoring form fields</h2>',
+           '<p class="small">Derived from the record by the rules listed; check against the current form before signing.</p>',
+           '<table><thead><tr><th>Field</th><th>From the record</th><th>Rule</th></tr></thead><tbody>']
+    rule_key = {"BP before dosing": "bp_before_dosing", "BP at about 40 min": "bp_at_40_min",
+                "BP before completion": "bp_before_completion", "Dose": "dose",
+                "Total minutes monitored (first device → end of monitoring)": "total_minutes_monitored",
+                "Ready to leave (minutes after first device)": "ready_to_leave",
+                "Vitals acceptable before administration": "vitals_acceptable_before_administration",
+                "Vitals acceptable before completion": "vitals_acceptable_before_completion",
+                "Sedation": "sedation", "Dissociation": "dissociation", "Respiratory depression": "respiratory_depression",
+                "Concomitant medications": "concomitant"}
+    for k, v in rows:
+        rule = f["rules"].get(rule_key.get(k, ""), "")
+        out.append(f'<tr data-rems="{_e(rule_key.get(k, k))}"><td><b>{_e(k)}</b></td><td>{v}</td><td class="small">{_e(rule)}</td></tr>')
+    out.append("</tbody></table></section>")
+    return "".join(out)
+
+
+def _ev(f: dict[str, Any], key: str) -> str:
+    seqs = f.get("evidence", {}).get(key) or []
+    return f' <span class="small">(events {", ".join(f"#{s}" for s in seqs)})</span>' if seqs else ""
+
+
+def export(path: Path, out: Path | None = None) -> Path:
+    """Write the HTML report of a session file; default ``<file>.html`` beside it."""
+    path = Path(path)
+    loaded = load_session(path)
+    op = opened(loaded.events)
+    template = load_template(op.protocol) if op else None
+    html = render(loaded.events, template, last_hash=loaded.last_hash, source_name=path.name)
+    out = Path(out) if out else path.with_suffix(".html")
+    out.write_text(html, encoding="utf-8")
+    return out

@@ -1,0 +1,295 @@
+"""Verify a session file: recompute the hash chain, the readings digests and the head.
+
+Owns: ``verify(path) -> VerifyResult`` and the chain walk that ``SessionFile.open`` also
+uses before it resumes a file. Opens the file read-only; never writes.
+Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+
+What is detected, and how (the first bad event is always named):
+
+- an edited event body or hash: the recomputed ``sha256(prev_hash + body)`` differs, or
+  the stored ``prev_hash`` is not the previous row's hash;
+- edited readings: the batch's sha256 differs from the ``digest`` its event chained;
+- a deleted event: a gap in ``seq`` (the missing seq is named); deleted readings: the
+  readings_recorded event has no batch;
+- reordering: every body carries its own ``seq``, so a row moved to another seq (or
+  renumbered after a deletion) no longer matches, and the chain breaks there;
+- truncation: ``meta.head_seq``/``head_hash`` are written in the same transaction as
+  every append, so deleting the last rows leaves events missing below the head; a file
+  cut short in bytes makes SQLite fail while reading a page, and the walk names the
+  first event it could not read.
+
+What cannot be detected from inside the file: someone who rewrites the whole tail
+consistently (recomputing every hash and the head), or who rolls the file back to an
+earlier complete state (e.g. deletes an uncheckpointed ``-wal`` file, which SQLite
+treats as "those commits never happened"). The chain has no secret key; it proves
+integrity relative to a head hash recorded elsewhere (``chairside verify`` prints it,
+exports carry it), which is what an external anchor would compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from chairside.domain.events import EventAdapter
+from chairside.store.canonical import GENESIS, canonical_json, chain_hash
+from chairside.store.schema import FORMAT, FORMAT_VERSION, NotASessionFile, sniff
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    count: int  # events that verified (the intact prefix when not ok)
+    first_bad_seq: int | None = None
+    reason: str = ""
+    last_hash: str = GENESIS  # hash of the last good event
+    closed: bool = False  # the last event is session_closed
+    session_id: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok: {self.count} events, last hash {self.last_hash}"
+        where = f"event seq {self.first_bad_seq}" if self.first_bad_seq is not None else "the file"
+        return f"FAILED: first bad event: {where}: {self.reason} ({self.count} events before it verify)"
+
+
+@dataclass
+class WalkInfo:
+    """What the walk learned besides ok/bad (used by SessionFile.open)."""
+
+    meta: dict[str, str] = field(default_factory=dict)
+    opened: dict[str, Any] | None = None
+    last_body: dict[str, Any] | None = None
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+def read_meta(con: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """The meta table; raises NotASessionFile when it is not a chairside layout."""
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise _Damaged(1, f"cannot read the file's schema ({exc})") from None
+    if not {"meta", "events", "readings"} <= tables:
+        if not tables:
+            raise NotASessionFile(f"{path}: a chairside file with no tables (its creation was interrupted)")
+        raise NotASessionFile(f"{path}: not a chairside session file (tables: {', '.join(sorted(tables))})")
+    try:
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise _Damaged(1, f"cannot read the meta table ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise NotASessionFile(f"{path}: not a chairside session file (meta format {meta.get('format')!r})")
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise _Damaged(1, f"meta format_version {meta.get('format_version')!r} is not a number") from None
+    if version > FORMAT_VERSION:
+        raise NotASessionFile(
+            f"{path}: session file format {version} is newer than this chairside reads ({FORMAT_VERSION})"
+        )
+    return meta
+
+
+class _Damaged(Exception):
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq = seq
+        self.reason = reason
+
+
+def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
+    """Walk every event in seq order, checking chain, bodies, readings and head."""
+    info = WalkInfo()
+    try:
+        meta = read_meta(con, path)
+    except _Damaged as d:
+        return VerifyResult(False, 0, d.seq, d.reason), info
+    info.meta = meta
+    expected = 1
+    prev = GENESIS
+    body_obj: dict[str, Any] | None = None
+    count = 0
+
+    def bad(seq: int | None, reason: str) -> tuple[VerifyResult, WalkInfo]:
+        return VerifyResult(False, count, seq, reason, prev, False, meta.get("session_id", "")), info
+
+    try:
+        cur = con.execute("SELECT seq, kind, t, body, prev_hash, hash FROM events ORDER BY seq")
+        rcur = con.cursor()
+        while True:
+            try:
+                row = cur.fetchone()
+            except sqlite3.DatabaseError as exc:
+                return bad(expected, f"cannot read the event (file damaged or cut short: {exc})")
+            if row is None:
+                break
+            seq, kind, t, body, prev_hash, h = row
+            if not isinstance(seq, int) or seq != expected:
+                if isinstance(seq, int) and seq > expected:
+                    return bad(expected, f"event missing (the next stored event is seq {seq}): deleted")
+                return bad(expected, f"stored seq {seq!r} out of order")
+            if not isinstance(body, str):
+                return bad(seq, "body is not text")
+            if prev_hash != prev:
+                return bad(seq, "prev_hash does not match the previous event's hash (chain broken)")
+            try:
+                body_bytes = body.encode("utf-8")
+            except UnicodeEncodeError:
+                return bad(seq, "body is not valid UTF-8 text")
+            if not isinstance(h, str) or chain_hash(prev, body_bytes) != h:
+                return bad(seq, "hash does not match sha256(prev_hash + body): the event was changed")
+            try:
+                body_obj = json.loads(body)
+            except ValueError as exc:
+                return bad(seq, f"body is not JSON ({exc})")
+            if not isinstance(body_obj, dict):
+                return bad(seq, "body is not a JSON object")
+            if canonical_json(body_obj) != body_bytes:
+                return bad(seq, "body is not in canonical form")
+            if body_obj.get("seq") != seq:
+                return bad(seq, f"body says seq {body_obj.get('seq')!r}: event moved (reordered)")
+            if body_obj.get("kind") != kind or body_obj.get("t") != t:
+                return bad(seq, "kind/t columns do not match the body")
+            try:
+                EventAdapter.validate_python(body_obj)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = ".".join(str(x) for x in first.get("loc", ()))
+                return bad(seq, f"body is not a valid {kind} event ({loc}: {first.get('msg')})")
+            if seq == 1:
+                if kind != "session_opened":
+                    return bad(seq, f"the first event is {kind}, not session_opened")
+                info.opened = body_obj
+                if meta.get("session_id") != body_obj.get("session_id"):
+                    return bad(seq, "session_id differs between meta and session_opened")
+            elif kind == "session_opened":
+                return bad(seq, "a second session_opened event")
+            if kind == "readings_recorded":
+                try:
+                    r = rcur.execute(
+                        "SELECT count, codec, data FROM readings WHERE batch_seq = ?", (seq,)
+                    ).fetchone()
+                except sqlite3.DatabaseError as exc:
+                    return bad(seq, f"cannot read the readings (file damaged: {exc})")
+                if r is None:
+                    return bad(seq, "its readings are missing (deleted)")
+                n, codec, data = r
+                if codec != "zlib" or not isinstance(data, bytes):
+                    return bad(seq, f"readings stored with unknown codec {codec!r}")
+                try:
+                    raw = zlib.decompress(data)
+                except zlib.error as exc:
+                    return bad(seq, f"readings cannot be decompressed ({exc}): changed or damaged")
+                if hashlib.sha256(raw).hexdigest() != body_obj.get("digest"):
+                    return bad(seq, "readings digest does not match: the readings were changed")
+                # the digest pins the bytes the writer counted, so the stored count suffices
+                if n != body_obj.get("count"):
+                    return bad(seq, f"readings count mismatch ({n} stored, {body_obj.get('count')} chained)")
+            prev = h
+            count += 1
+            expected += 1
+        info.last_body = body_obj
+        # readings nobody chained (their event was deleted off the tail)
+        try:
+            orphan = con.execute(
+                "SELECT min(batch_seq) FROM readings WHERE batch_seq NOT IN "
+                "(SELECT seq FROM events WHERE kind = 'readings_recorded')"
+            ).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            return bad(expected, f"cannot read the readings table ({exc})")
+        if orphan is not None:
+            return bad(orphan, "readings stored for an event that is not there (event deleted)")
+    except sqlite3.DatabaseError as exc:
+        return bad(expected, f"cannot read the events (file damaged: {exc})")
+
+    if count == 0:
+        return bad(1, "no events: the session_opened event is missing")
+    try:
+        head_seq = int(meta.get("head_seq", ""))
+    except ValueError:
+        return bad(count + 1, f"meta head_seq {meta.get('head_seq')!r} is not a number")
+    head_hash = meta.get("head_hash", "")
+    if head_seq > count:
+        return bad(count + 1, f"events {count + 1}..{head_seq} are missing: the file was truncated")
+    if head_seq < count:
+        return bad(head_seq + 1, f"events after seq {head_seq} were added outside the store (head is {head_seq})")
+    if head_hash != prev:
+        return bad(head_seq, "the last event's hash differs from the recorded head hash")
+    closed = body_obj is not None and body_obj.get("kind") == "session_closed"
+    return VerifyResult(True, count, None, "", prev, closed, meta.get("session_id", "")), info
+
+
+def verify(path: str | Path) -> VerifyResult:
+    """Verify the session file at ``path``.
+
+    Returns a :class:`VerifyResult` (``ok`` False names the first bad event); raises
+    :class:`NotASessionFile` when the file is not a chairside session file at all.
+    """
+    path = Path(path)
+    sniff(path)
+    try:
+        con = connect_readonly(path)
+    except sqlite3.Error as exc:
+        raise NotASessionFile(f"{path}: cannot open as a session file ({exc})") from None
+    try:
+        result, _ = walk(con, path)
+    finally:
+        con.close()
+    if not result.ok and result.count == 0:
+        cut = _cut_short(path)
+        if cut is not None:
+            return cut
+    return result
+
+
+def _cut_short(path: Path) -> VerifyResult | None:
+    """A file cut short in bytes: SQLite refuses it whole (its header promises more pages).
+
+    To name the first lost event, walk a temporary copy whose header is told the true
+    page count; the original is not touched.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    wal = Path(str(path) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return None  # committed pages may live in the log: not a plain cut
+    with open(path, "rb") as f:
+        header = f.read(100)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    promised = int.from_bytes(header[28:32], "big")
+    size = os.path.getsize(path)
+    if page_size < 512 or size >= promised * page_size:
+        return None
+    have = size // page_size
+    with tempfile.TemporaryDirectory(prefix="chairside-verify-") as tmp:
+        copy = Path(tmp) / "copy.chairside"
+        shutil.copyfile(path, copy)
+        with open(copy, "r+b") as f:
+            f.truncate(have * page_size)
+            f.seek(28)
+            f.write(have.to_bytes(4, "big"))
+        con = connect_readonly(copy)
+        try:
+            result, _ = walk(con, path)
+        finally:
+            con.close()
+    why = (f"the file was cut short at byte {size} ({have} of {promised} pages)"
+           + (f"; {result.reason}" if result.reason else ""))
+    seq = result.first_bad_seq if not result.ok else result.count + 1
+    return VerifyResult(False, result.count, seq, why, result.last_hash, False, result.session_id)

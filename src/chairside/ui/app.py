@@ -1,0 +1,327 @@
+"""The console application and its factory ``create_app(service, clock, settings)``.
+
+Owns: ``ChairsideApp`` (screens, actions, the command palette entries, the app timer that
+drives alarm flashing — high 2 Hz, medium 0.5 Hz, low steady — and the terminal bell),
+``create_app``. Snapshots arrive from the service's threads by ``post_message`` and are
+coalesced (only the newest is rendered); commands run in thread workers, so the UI thread
+never waits on the serial port or the session file. Time comes from the injected clock.
+Must not import: chairside.store, chairside.transport (the UI talks to the service only).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from chairside.service_data import console_data
+from chairside.service_model import PRIORITY_RANK, CommandRefused, Snapshot
+from chairside.ui.messages import SnapshotArrived
+from chairside.ui.monitor_screen import KEYS, MonitorScreen
+
+
+class ChairsideApp(App[None]):
+    CSS_PATH = "chairside.tcss"
+    TITLE = "Chairside"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, service: Any, clock: Any, settings: Any = None, *, flash: bool = True,
+                 bell: bool | None = None, show_start: bool | None = None,
+                 start_defaults: dict[str, Any] | None = None,
+                 replay_hook: Callable[[str], None] | None = None,
+                 flash_phase: tuple[bool, bool] = (True, True)) -> None:
+        super().__init__()
+        self.service = service
+        self.clock = clock
+        self.settings = settings
+        self.bell_enabled = bool(getattr(settings, "bell", True)) if bell is None else bell
+        self.flash_enabled = flash
+        self.frozen_phase = flash_phase
+        self.show_start = show_start
+        self.start_defaults = start_defaults or {}
+        self.replay_hook = replay_hook
+        self.user: str = (getattr(settings, "staff_initials", None) or "").strip()
+        self.snapshot: Snapshot | None = None
+        self.data = console_data()
+        self._pending: Snapshot | None = None
+        self._posted = False
+        self._plock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._ticks = 0
+        self._last_bell_mono: float | None = None
+        self._last_bell_priority: str | None = None
+        self.bells = 0  # rung so far (tests)
+        self.rendered: list[tuple[float | None, float]] = []  # (readings stored, painted) monos; bench
+        self.keep_render_log = False
+        half_high = 1.0 / (2 * self.data.flash_high_hz)
+        half_med = 1.0 / (2 * self.data.flash_medium_hz)
+        self._timer_s = min(half_high, half_med)
+        self._high_every = max(1, round(half_high / self._timer_s))
+        self._med_every = max(1, round(half_med / self._timer_s))
+
+    # ------------------------------------------------------------------ life cycle
+    def on_mount(self) -> None:
+        self.push_screen(MonitorScreen(id="monitor"))
+        self._unsubscribe = self.service.subscribe(self._from_service)
+        self._deliver(self.service.snapshot())
+        self.set_interval(self._timer_s, self._on_timer, name="flash")
+        if self.show_start is None:
+            self.show_start = not self.snapshot.session.open if self.snapshot else True
+        if self.show_start:
+            self.action_new_session()
+        if not self.flash_enabled:
+            self.monitor.set_flash(*self.frozen_phase)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    @property
+    def monitor(self) -> MonitorScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, MonitorScreen):
+                return screen
+        raise LookupError("no monitor screen")
+
+    # ------------------------------------------------------------------ snapshots
+    def _from_service(self, snap: Snapshot) -> None:
+        """Service thread: keep the newest snapshot, post one message at a time."""
+        with self._plock:
+            self._pending = snap
+            if self._posted:
+                return
+            self._posted = True
+        self.post_message(SnapshotArrived(snap))
+
+    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        with self._plock:
+            snap = self._pending or message.snapshot
+            self._pending = None
+            self._posted = False
+        self._deliver(snap)
+
+    def _deliver(self, snap: Snapshot) -> None:
+        if self.snapshot is not None and snap.version <= self.snapshot.version:
+            return
+        self.snapshot = snap
+        try:
+            self.monitor.show(snap, bell=self.bell_enabled)
+        except LookupError:
+            return
+        top = self.screen
+        handler = getattr(top, "on_snapshot", None)
+        if handler is not None and top is not self.monitor:
+            handler(snap)
+        if self.keep_render_log:
+            stored = snap.readings_stored_mono
+            self.call_after_refresh(lambda: self.rendered.append((stored, self.clock.monotonic())))
+        self._bell_check(snap, new=True)
+
+    # ------------------------------------------------------------------ timer: flash + bell
+    def _on_timer(self) -> None:
+        self._ticks += 1
+        if self.flash_enabled:
+            high_on = (self._ticks // self._high_every) % 2 == 0
+            med_on = (self._ticks // self._med_every) % 2 == 0
+            try:
+                self.monitor.set_flash(high_on, med_on)
+            except LookupError:
+                pass
+        if self.snapshot is not None:
+            self._bell_check(self.snapshot, new=False)
+
+    def _bell_check(self, snap: Snapshot, *, new: bool) -> None:
+        prio = snap.audio_priority
+        if not self.bell_enabled or prio is None:
+            self._last_bell_priority = prio
+            return
+        now = self.clock.monotonic()
+        rising = self._last_bell_priority is None or (
+            PRIORITY_RANK[prio] > PRIORITY_RANK.get(self._last_bell_priority, 0))
+        due = self._last_bell_mono is None or now - self._last_bell_mono >= self.data.bell_repeat_s[prio]
+        if rising or due:
+            self._last_bell_mono = now
+            self.bells += 1
+            self.bell()
+        self._last_bell_priority = prio
+
+    # ------------------------------------------------------------------ commands
+    @property
+    def default_initials(self) -> str:
+        """The user's initials, else the session's first staff member ("" when unknown)."""
+        if self.user:
+            return self.user
+        if self.snapshot is not None and self.snapshot.session.staff:
+            return self.snapshot.session.staff[0]
+        return ""
+
+    @property
+    def author(self) -> str:
+        return self.default_initials or "UNK"
+
+    def run_command(self, name: str, fn: Callable[[], Any], done: str = "") -> Worker:
+        """Run a service command in a thread worker; report the outcome as a notification."""
+        return self.run_worker(fn, thread=True, name=name, group="app-command", exit_on_error=False,
+                               description=done)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        w = event.worker
+        if w.group != "app-command":
+            return
+        if w.state == WorkerState.SUCCESS and w.description:
+            self.notify(w.description, timeout=3)
+        elif w.state == WorkerState.ERROR:
+            err = w.error
+            if isinstance(err, (CommandRefused, ValueError)):
+                self.notify(f"Refused: {err}", severity="error", timeout=6)
+            else:
+                from chairside.diagnostics import log_exception
+
+                if err is not None:
+                    log_exception(f"{w.name} failed", err)
+                self.notify(f"Error: {err!r}", severity="error", timeout=8)
+
+    def _need_session(self) -> bool:
+        if self.snapshot is None or not self.snapshot.session.open:
+            self.notify("No session open: press F2 to open one", severity="warning", timeout=4)
+            return False
+        return True
+
+    def action_acknowledge(self) -> None:
+        if self.snapshot is not None and not self.snapshot.alarms:
+            self.notify("No active alarms", timeout=2)
+            return
+        by = self.author
+        self.run_command("acknowledge", lambda: self.service.acknowledge(None, by=by), "Alarms acknowledged")
+
+    def action_pause_audio(self) -> None:
+        by = self.author
+        self.run_command("pause_audio", lambda: self.service.pause_audio(by=by), "Alarm audio paused")
+
+    def action_toggle_bell(self) -> None:
+        self.bell_enabled = not self.bell_enabled
+        self.notify("Terminal bell " + ("ON" if self.bell_enabled else "OFF"), timeout=3)
+        if self.snapshot is not None:
+            self.monitor.show(self.snapshot, bell=self.bell_enabled)
+
+    def _open(self, screen: Screen, *, session: bool = True) -> None:
+        if session and not self._need_session():
+            return
+        self.push_screen(screen)
+
+    def action_new_session(self) -> None:
+        from chairside.ui.start_screen import StartScreen
+
+        if self.snapshot is not None and self.snapshot.session.open:
+            self.notify("A session is already open", severity="warning", timeout=3)
+            return
+        self._open(StartScreen(), session=False)
+
+    def action_start_infusion(self) -> None:
+        from chairside.ui.infusion_start import StartInfusionDialog
+
+        if self.snapshot and self.snapshot.infusion.state != "not_started" and self.snapshot.session.open:
+            self.notify(f"The infusion is already {self.snapshot.infusion.state}", severity="warning")
+            return
+        self._open(StartInfusionDialog())
+
+    def action_change_rate(self) -> None:
+        from chairside.ui.infusion_change import ChangeRateDialog
+
+        if self.snapshot and self.snapshot.infusion.state not in ("running", "paused"):
+            self.notify("No infusion running", severity="warning")
+            return
+        self._open(ChangeRateDialog())
+
+    def action_pause_resume(self) -> None:
+        from chairside.ui.infusion_pause import InfusionStateDialog
+
+        state = self.snapshot.infusion.state if self.snapshot else "not_started"
+        if state == "running":
+            self._open(InfusionStateDialog("pause"))
+        elif state == "paused":
+            self._open(InfusionStateDialog("resume"))
+        else:
+            self.notify("No infusion running", severity="warning")
+
+    def action_stop_infusion(self) -> None:
+        from chairside.ui.infusion_pause import InfusionStateDialog
+
+        if self.snapshot and self.snapshot.infusion.state not in ("running", "paused"):
+            self.notify("No infusion running", severity="warning")
+            return
+        self._open(InfusionStateDialog("stop"))
+
+    def action_observe(self, form: str) -> None:
+        from chairside.ui.observation_dialog import ObservationDialog
+
+        self._open(ObservationDialog(form))
+
+    def action_intervention(self) -> None:
+        from chairside.ui.intervention_dialog import InterventionDialog
+
+        self._open(InterventionDialog())
+
+    def action_note(self) -> None:
+        from chairside.ui.note_dialog import NoteDialog
+
+        self._open(NoteDialog())
+
+    def action_amend(self) -> None:
+        from chairside.ui.amend_dialog import AmendDialog
+
+        self._open(AmendDialog())
+
+    def action_baseline(self) -> None:
+        from chairside.ui.baseline_dialog import BaselineDialog
+
+        self._open(BaselineDialog())
+
+    def action_phase(self) -> None:
+        from chairside.ui.phase_dialog import PhaseDialog
+
+        self._open(PhaseDialog())
+
+    def action_discharge(self) -> None:
+        from chairside.ui.discharge_screen import DischargeScreen
+
+        self._open(DischargeScreen())
+
+    def action_close_session(self) -> None:
+        from chairside.ui.close_dialog import CloseSessionDialog
+
+        self._open(CloseSessionDialog())
+
+    def action_help(self) -> None:
+        from chairside.ui.help_screen import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, action, desc, _shown in KEYS:
+            act = action.removeprefix("app.")
+            yield SystemCommand(f"{desc}", f"key {key.split(',')[0].replace('question_mark', '?')}",
+                                lambda a=act: self.run_action(a))
+        yield SystemCommand("Change phase", "record a phase change with a reason",
+                            lambda: self.run_action("phase"))
+        yield SystemCommand("Close session", "record the end of the session and close its file",
+                            lambda: self.run_action("close_session"))
+
+
+def create_app(service: Any, clock: Any, settings: Any = None, **options: Any) -> ChairsideApp:
+    """Build the console with its dependencies injected (tests pass fakes and frozen time).
+
+    Options: ``flash`` (False freezes the flashing, for snapshot tests), ``flash_phase``
+    (the frozen (high_on, medium_on)), ``bell`` (overrides ``settings.bell``),
+    ``show_start`` (open the start screen; default: when no session is open),
+    ``start_defaults`` (prefill of the new-session form), ``replay_hook`` (called with a
+    path when the user opens a replay from the start screen).
+    """
+    return ChairsideApp(service, clock, settings, **options)

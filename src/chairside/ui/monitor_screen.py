@@ -1,0 +1,118 @@
+"""The monitor screen: header, notices, alarm bar, vital tiles, trend chart, infusion
+panel, event timeline and device line.
+
+Owns: ``MonitorScreen`` and its key bindings (acknowledge, audio pause, infusion actions,
+one key per observation form, intervention, note, amendment, baseline, discharge, help).
+It renders the snapshot the app hands down (``show``) and owns no clinical state.
+Must not import: chairside.store, chairside.transport.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from chairside.service_model import Snapshot
+from chairside.ui.alarm_bar import AlarmBar
+from chairside.ui.device_line import DeviceLineView
+from chairside.ui.infusion_panel import InfusionPanel
+from chairside.ui.session_header import SessionHeader
+from chairside.ui.timeline_view import TimelineView
+from chairside.ui.trend_chart import TrendChart
+from chairside.ui.vital_tile import VitalTile
+
+TILES = (("nibp", "NIBP", "mmHg"), ("hr", "HR", "bpm"), ("spo2", "SpO2", "%"), ("pr", "PR", "bpm"))
+
+# key, action, description, shown in the footer
+KEYS: tuple[tuple[str, str, str, bool], ...] = (
+    ("a", "app.acknowledge", "Ack alarms", True),
+    ("s", "app.pause_audio", "Audio pause", True),
+    ("i", "app.start_infusion", "Start", True),
+    ("r", "app.change_rate", "Rate", True),
+    ("p", "app.pause_resume", "Pause/resume", True),
+    ("x", "app.stop_infusion", "Stop", True),
+    ("1", "app.observe('cadss')", "CADSS", False),
+    ("2", "app.observe('moaas')", "MOAA/S", False),
+    ("3", "app.observe('rass')", "RASS", False),
+    ("4", "app.observe('nausea')", "Nausea/vomit", False),
+    ("5", "app.observe('anxiety')", "Anxiety", False),
+    ("6", "app.observe('htn_symptoms')", "Crisis symptoms", False),
+    ("7", "app.observe('other')", "Other obs.", False),
+    ("m", "app.intervention", "Intervention", False),
+    ("n", "app.note", "Note", False),
+    ("e", "app.amend", "Amend", False),
+    ("b", "app.baseline", "Baseline", False),
+    ("d", "app.discharge", "Discharge", True),
+    ("f2", "app.new_session", "New session", False),
+    ("ctrl+b", "app.toggle_bell", "Bell on/off", False),
+    ("question_mark,h,f1", "app.help", "Help", True),
+)
+
+
+class MonitorScreen(Screen):
+    BINDINGS = [Binding(k, a, d, show=s) for k, a, d, s in KEYS]
+
+    def compose(self) -> ComposeResult:
+        yield SessionHeader()
+        yield Static("", id="notices", markup=False)
+        yield AlarmBar()
+        with Horizontal(id="tiles"):
+            for key, label, unit in TILES:
+                yield VitalTile(key, label, unit)
+        with Horizontal(id="middle"):
+            yield TrendChart()
+            yield InfusionPanel()
+        yield TimelineView()
+        yield DeviceLineView()
+        yield Footer()
+
+    ready = False
+
+    def on_mount(self) -> None:
+        self.ready = True
+        snap = getattr(self.app, "snapshot", None)
+        if snap is not None:
+            self.show(snap, bell=getattr(self.app, "bell_enabled", True))
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height >= 36, "-tall")
+        self.set_class(self.size.width >= 120, "-wide")
+
+    def show(self, snap: Snapshot, *, bell: bool = True) -> None:
+        """Hand the snapshot down to every widget (each re-renders only what changed)."""
+        if not self.ready:
+            return
+        try:
+            self._show(snap, bell)
+        except NoMatches:  # children not mounted yet: the next snapshot will do
+            pass
+
+    def _show(self, snap: Snapshot, bell: bool) -> None:
+        self.query_one(SessionHeader).show(snap)
+        notices = self.query_one("#notices", Static)
+        text = "  ".join(snap.notices)
+        if str(notices.content) != text:
+            notices.update(text)
+            notices.set_class(bool(text), "-on")
+        self.query_one(AlarmBar).show(snap.alarms)
+        for t in snap.tiles:
+            try:
+                self.query_one(f"#tile-{t.key}", VitalTile).show(t)
+            except Exception:  # noqa: BLE001 - a tile this layout does not show
+                pass
+        self.query_one(TrendChart).show(snap.trends, snap.trend_window_s)
+        self.query_one(InfusionPanel).show(snap)
+        self.query_one(TimelineView).show(snap.timeline)
+        self.query_one(DeviceLineView).show(snap.device, bell)
+
+    def set_flash(self, high_on: bool, medium_on: bool) -> None:
+        if not self.ready:
+            return
+        try:
+            self.query_one(AlarmBar).set_phase(high_on, medium_on)
+        except NoMatches:
+            pass

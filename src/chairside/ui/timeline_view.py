@@ -1,0 +1,47 @@
+"""The event timeline of the monitor screen: the latest entries, newest last.
+
+Owns: ``TimelineView`` (time, author, text; alarm entries marked and coloured by
+priority through component classes in .tcss).
+Must not import: chairside.store, chairside.transport.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from chairside.service_model import TimelineItem
+
+
+class TimelineView(Widget):
+    COMPONENT_CLASSES = {"timeline--time", "timeline--high", "timeline--medium", "timeline--low",
+                         "timeline--entry"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(id="timeline", **kwargs)
+        self.border_title = "Events"
+        self._items: tuple[TimelineItem, ...] = ()
+        self._key: tuple | None = None
+
+    def show(self, items: tuple[TimelineItem, ...]) -> None:
+        key = (len(items), items[-1].seq if items else None)
+        self._items = items
+        if key != self._key:
+            self._key = key
+            self.refresh()
+
+    def render(self) -> Text:
+        h = max(1, self.size.height)
+        items = self._items[-h:]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if not items:
+            text.append("no events yet", style=self.get_component_rich_style("timeline--time", partial=True))
+            return text
+        for i, it in enumerate(items):
+            if i:
+                text.append("\n")
+            text.append(f"{it.t:%H:%M:%S} ", style=self.get_component_rich_style("timeline--time", partial=True))
+            text.append(f"#{it.seq:<4} {it.author:<3} ", style=self.get_component_rich_style("timeline--time", partial=True))
+            name = f"timeline--{it.priority}" if it.priority else "timeline--entry"
+            text.append(it.text, style=self.get_component_rich_style(name, partial=True))
+        return text

@@ -1,0 +1,70 @@
+"""One vital-sign tile of the monitor screen: big digits, unit, limits and the value's age.
+
+Owns: ``VitalTile``. NIBP shows SBP/DBP with MAP and how many minutes old the value is,
+dimmed when stale; a missing value is "---" with its reason, never a zero. The tile's
+border takes the colour of the highest alarm on it (classes set here, colours in .tcss).
+Must not import: chairside.store, chairside.transport.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Digits, Label
+
+from chairside.service_model import Tile
+from chairside.ui.format import DASHES, age, limits, marker
+
+_STATE_CLASSES = ("-stale", "-missing", "-alarm-high", "-alarm-medium", "-alarm-low")
+
+
+class VitalTile(Vertical):
+    """A tile for ``nibp``, ``hr``, ``spo2`` or ``pr``; fed with ``show(tile)``."""
+
+    def __init__(self, key: str, label: str, unit: str, **kwargs) -> None:
+        super().__init__(id=f"tile-{key}", classes="tile", **kwargs)
+        self.key = key
+        self.border_title = f"{label} {unit}"
+        self._last: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Digits(DASHES, id=f"{self.key}-value", classes="tile-value")
+        yield Label("", id=f"{self.key}-sub", classes="tile-sub", markup=False)
+
+    def show(self, tile: Tile) -> None:
+        key = (tile.value, tile.value2, tile.value3, tile.missing_reason, tile.stale, tile.alarm,
+               int(tile.age_s // 60) if self.key == "nibp" and tile.age_s is not None else
+               (int(tile.age_s) if tile.age_s is not None and tile.stale else None),
+               tile.low, tile.high, tile.low2, tile.high2)
+        if key == self._last:
+            return
+        self._last = key
+        digits = self.query_one(Digits)
+        sub = self.query_one(Label)
+        if tile.value is None:
+            digits.update(DASHES)
+            text = tile.missing_reason or "no data"
+            if self.key == "nibp" and tile.age_s is not None:
+                text += f" · last {age(tile.age_s)}"
+            sub.update(text)
+        elif self.key == "nibp":
+            dia = DASHES if tile.value2 is None else f"{tile.value2:.0f}"
+            digits.update(f"{tile.value:.0f}/{dia}")
+            mins = 0 if tile.age_s is None else int(tile.age_s // 60)
+            mp = "" if tile.value3 is None else f"MAP {tile.value3:.0f} · "
+            sub.update(f"{mp}{mins} min old" + (" · STALE" if tile.stale else ""))
+        else:
+            digits.update(f"{tile.value:.0f}")
+            sub.update(f"STALE · {age(tile.age_s)}" if tile.stale else "")
+        lim = limits(tile.low, tile.high)
+        if self.key == "nibp" and (tile.low2 is not None or tile.high2 is not None):
+            lim = f"{lim} / {limits(tile.low2, tile.high2)}"
+        mark = marker(tile.alarm)
+        self.border_subtitle = (f"{mark} " if mark else "") + (f"lim {lim}" if lim else "")
+        self.remove_class(*_STATE_CLASSES)
+        if tile.value is None:
+            self.add_class("-missing")
+        elif tile.stale:
+            self.add_class("-stale")
+        if tile.alarm:
+            self.add_class(f"-alarm-{tile.alarm}")

@@ -1,0 +1,125 @@
+"""``chairside export``: csv (a row per reading), jsonl (an event per line), report dispatch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import types
+from datetime import timedelta
+
+import pytest
+from store_testkit import T0, attacker, clock, opened, six_readings
+
+from chairside.cli import main
+from chairside.domain import events as ev
+from chairside.store import SessionFile
+
+
+@pytest.fixture
+def session(tmp_path):
+    c = clock()
+    p = tmp_path / "s.chairside"
+    sf = SessionFile.create(p, opened(c), c)
+    sent = []
+    for k in range(5):
+        c.advance(1)
+        rs = six_readings(c.now(), k)
+        sent.extend(rs)
+        sf.append_readings(rs)
+    sf.append(ev.NoteAdded(t=c.now(), text="note, with a comma", author="AB"))
+    sf.append(ev.SessionClosed(t=c.now(), author="AB"))
+    sf.close()
+    return p, sent
+
+
+def test_csv_a_row_per_reading(session, capsys):
+    p, sent = session
+    assert main(["export", str(p), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
+    body = rows[1:]
+    assert len(body) == len(sent)
+    for row, r in zip(body, sent):
+        t, param, value, unit, valid, flags, source, dev, rcv = row
+        assert param == r.param and unit == r.unit and source == r.source
+        assert valid == ("true" if r.valid else "false")
+        if r.value is None:
+            assert value == "" and flags == "no_data"  # missing is empty, never 0
+        else:
+            assert float(value) == r.value
+        assert dev == r.device_time.isoformat().replace("+00:00", "Z")
+        assert rcv == (r.device_time + timedelta(milliseconds=40)).isoformat().replace("+00:00", "Z")
+        assert t == dev
+    assert any(row[2] == "" for row in body)
+
+
+def test_jsonl_an_event_per_line_canonical(session, tmp_path):
+    p, sent = session
+    out = tmp_path / "out.jsonl"
+    assert main(["export", str(p), "--format", "jsonl", "--out", str(out)]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    objs = [json.loads(line) for line in lines]
+    assert [o["seq"] for o in objs] == list(range(1, len(objs) + 1))
+    for line, o in zip(lines, objs):
+        assert line == json.dumps(o, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert objs[0]["kind"] == "session_opened" and objs[-1]["kind"] == "session_closed"
+    readings = [r for o in objs if o["kind"] == "readings_recorded" for r in o["readings"]]
+    assert len(readings) == len(sent)
+    assert [r["value"] for r in readings] == [r.value for r in sent]
+
+
+def test_export_of_a_damaged_file_exits_2(session, capsys):
+    p, _ = session
+    con = attacker(p)
+    con.execute("DELETE FROM events WHERE seq = 2")
+    con.close()
+    assert main(["export", str(p), "--format", "csv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seq 2" in err
+
+
+def test_export_of_garbage_exits_2(tmp_path, capsys):
+    p = tmp_path / "x.chairside"
+    p.write_text("garbage")
+    assert main(["export", str(p), "--format", "jsonl"]) == 2
+    assert str(p) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt,module", [("html", "report_html"), ("fhir", "report_fhir"), ("rems-json", "report_rems")])
+def test_report_formats_dispatch(session, tmp_path, monkeypatch, fmt, module):
+    p, _ = session
+    calls = []
+    fake = types.ModuleType(f"chairside.store.{module}")
+
+    def export(path, out=None):
+        calls.append((path, out))
+        return out
+
+    fake.export = export
+    monkeypatch.setitem(sys.modules, f"chairside.store.{module}", fake)
+    target = tmp_path / f"r.{fmt}"
+    assert main(["export", str(p), "--format", fmt, "--out", str(target)]) == 0
+    assert calls == [(p, target)]
+
+
+def test_report_format_missing_exits_2(session, monkeypatch, capsys):
+    p, _ = session
+    monkeypatch.setitem(sys.modules, "chairside.store.report_html", None)  # import fails
+    assert main(["export", str(p), "--format", "html"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_t_column_falls_back_to_receive_time(tmp_path, capsys):
+    from chairside.domain.readings import Reading
+
+    c = clock()
+    p = tmp_path / "s.chairside"
+    sf = SessionFile.create(p, opened(c), c)
+    sf.append_readings([Reading(param="hr", value=71, unit="bpm", receive_time=T0, source="ecg")])
+    sf.close()
+    assert main(["export", str(p), "--format", "csv"]) == 0
+    row = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1]
+    assert row[0] == "2026-03-02T09:00:00Z" and row[7] == "" and row[8] == "2026-03-02T09:00:00Z"
