@@ -167,3 +167,81 @@ def test_line_endings_and_garbage():
 def test_serial_defaults():
     sd = MasimoDriver.serial_defaults
     assert (sd.baudrate, sd.bytesize, sd.parity, sd.stopbits, sd.rtscts) == (9600, 8, "N", 1, False)
+
+
+# --- the fast path: memos and token boundaries (expected values from the line text itself) ---
+def test_device_time_across_seconds_minutes_days_and_zones():
+    # every second from 23:58:58 on 12/31/25 to 00:01:02 on 01/01/26: the minute memo must
+    # never carry one minute's (or day's) base into the next
+    start = datetime(2025, 12, 31, 23, 58, 58, tzinfo=UTC)
+    stamps = [start + timedelta(seconds=i) for i in range(125)]
+    for tz in (UTC, timezone(timedelta(hours=5, minutes=30))):
+        d = MasimoDriver(tz=tz)
+        got = []
+        for w in stamps:
+            text = w.strftime("%m/%d/%y %H:%M:%S")
+            out = d.feed(f"{text} SPO2=097% BPM=070 PI=01.00% EXC=000800\r\n".encode())
+            assert {r.device_time for r in out} == {
+                datetime.strptime(text, "%m/%d/%y %H:%M:%S").replace(tzinfo=tz).astimezone(UTC)}, text
+            got.append(out[0].device_time)
+        assert got == sorted(got) and len(set(got)) == len(stamps)
+
+
+def test_device_time_of_odd_stamps():
+    d = MasimoDriver()
+    # a valid fixed stamp first (fills the minute memo), then the same minute with a bad second
+    assert d.feed(b"02/22/16 22:47:45 SPO2=098%\r\n")[0].device_time == datetime(2016, 2, 22, 22, 47, 45, tzinfo=UTC)
+    assert d.feed(b"02/22/16 22:47:61 SPO2=098%\r\n")[0].device_time is None  # no second 61
+    assert d.feed(b"02/22/16 22:47:4x SPO2=098%\r\n")[0].device_time is None
+    # one-digit fields and a four-digit year are still a time stamp
+    assert d.feed(b"2/3/2016 4:05:06 SPO2=098%\r\n")[0].device_time == datetime(2016, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert d.feed(b"SPO2=098%\r\n")[0].device_time is None  # no stamp at all
+
+
+def test_signed_or_garbled_hex_fields_are_unreadable_not_negative_bits():
+    d = MasimoDriver()
+    out = d.feed(b"02/22/16 22:47:45 SPO2=098% BPM=097 PI=03.60% ALARM=-12 EXC=-00020\r\n")
+    readings = [r for r in out if isinstance(r, Reading)]
+    assert [(r.param, r.value, r.flags) for r in readings] == [("spo2", 98.0, ()), ("pr", 97.0, ()), ("pi", 3.6, ())]
+    assert [s for s in out if isinstance(s, DeviceStatus)] == []
+    out = d.feed(b"02/22/16 22:47:46 SPO2=098% BPM=097 ALARM=0x12 EXC=0x20\r\n")
+    assert [s for s in out if isinstance(s, DeviceStatus)] == []
+
+
+def test_keys_are_whitespace_separated_tokens():
+    d = MasimoDriver()
+    # "XSPO2" and "SN=ABC;BPM" are not the SPO2 / BPM keys; tabs separate tokens like spaces
+    out = d.feed(b"02/22/16 22:47:45 XSPO2=050% SN=ABC;BPM=040\tSPO2=098%\tbpm=097 PI=03.60%\r\n")
+    assert [(r.param, r.value) for r in out if isinstance(r, Reading)] == [("spo2", 98.0), ("pr", 97.0), ("pi", 3.6)]
+    assert d.stats.frames_decoded == 1
+    d.feed(b"02/22/16 22:47:46 SN=0000056661 DESAT=--\r\n")  # tokens, none of them read: not rejected
+    assert (d.stats.frames_decoded, d.stats.frames_rejected) == (2, 0)
+
+
+def test_optional_parameters_only_with_a_value():
+    d = MasimoDriver()
+    out = d.feed(b"12/01/05 11:56:29 SPO2=098% BPM=070 PI=02.00% SPCO=01.0% SPMET=--.-% SPHB=13.5 PVI=- "
+                 b"ALARM=0000 EXC=000800\r\n")
+    assert [(r.param, r.value, r.unit) for r in out] == [
+        ("spo2", 98.0, "%"), ("pr", 70.0, "bpm"), ("pi", 2.0, "%"), ("spco", 1.0, "%"), ("sphb", 13.5, "g/dL")]
+
+
+def test_memos_stay_bounded():
+    from chairside.drivers.masimo import MAX_CACHE
+
+    d = MasimoDriver()
+    for i in range(3 * MAX_CACHE):
+        d.feed(b"02/22/16 22:47:45 SPO2=098%% EXC=%06X\r\n" % (0x800 | (i << 8)))
+    assert len(d._exc_cache) <= MAX_CACHE
+    assert d.stats.frames_decoded == 3 * MAX_CACHE
+
+
+def test_readings_equal_validated_records():
+    """The driver builds its readings without re-validating them (drivers/_fast.py): each
+    one must be exactly the record pydantic validation makes from the same fields."""
+    lines = "\r\n".join(sample_lines()).encode() + b"\r\n"
+    for r in MasimoDriver().feed(lines):
+        if isinstance(r, Reading):
+            again = Reading.model_validate(r.model_dump())
+            assert again == r and again.model_fields_set >= {"param", "value", "unit"}
+            assert type(r.value) in (float, type(None)) and isinstance(r.flags, tuple)

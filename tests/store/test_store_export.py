@@ -123,3 +123,51 @@ def test_t_column_falls_back_to_receive_time(tmp_path, capsys):
     assert main(["export", str(p), "--format", "csv"]) == 0
     row = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1]
     assert row[0] == "2026-03-02T09:00:00Z" and row[7] == "" and row[8] == "2026-03-02T09:00:00Z"
+
+
+# --- an export never overwrites a record ---------------------------------------------------
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "html"])
+def test_out_naming_the_session_file_is_refused_and_nothing_changes(session, capsys, fmt):
+    p, _ = session
+    before = p.read_bytes()
+    for out in (str(p), str(p.parent / "." / p.name), str(p) + "-wal"):
+        assert main(["export", str(p), "--format", fmt, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "refusing to overwrite" in err and p.name in err
+    assert p.read_bytes() == before and not (p.parent / (p.name + "-wal")).exists()
+    link = p.parent / "alias.csv"
+    link.symlink_to(p)
+    assert main(["export", str(p), "--format", fmt, "--out", str(link)]) == 2
+    assert p.read_bytes() == before
+    sf = SessionFile.open(p, readonly=True)  # still a session file that verifies
+    assert sf.head_seq >= 3
+    sf.close()
+
+
+def test_out_naming_another_session_file_is_refused(session, tmp_path, capsys):
+    p, _ = session
+    other = tmp_path / "other.chairside"
+    c = clock()
+    SessionFile.create(other, opened(c, session_id="sess-2"), c).close()
+    before = other.read_bytes()
+    assert main(["export", str(p), "--format", "csv", "--out", str(other)]) == 2
+    assert "is a chairside session file" in capsys.readouterr().err
+    assert other.read_bytes() == before
+
+
+def test_failed_export_leaves_the_earlier_output_and_no_temporary_file(session, tmp_path, monkeypatch, capsys):
+    import chairside.commands.export as export_cmd
+
+    p, _ = session
+    out = tmp_path / "s.csv"
+    out.write_text("an earlier export\n")
+
+    def full_disk(events, f):
+        f.write("t,param\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_cmd, "write_csv", full_disk)
+    assert main(["export", str(p), "--format", "csv", "--out", str(out)]) == 2
+    assert "cannot write (No space left on device)" in capsys.readouterr().err
+    assert out.read_text() == "an earlier export\n"
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(["s.chairside", "s.csv"])

@@ -8,6 +8,7 @@ what SQLite raises), and one test makes a real write fail with RLIMIT_FSIZE in a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -192,3 +193,115 @@ def test_real_write_failure_via_file_size_limit(tmp_path):
     assert res["mid_ok"] and res["mid_count"] >= res["safe"]  # committed part intact during the fault
     assert res["back"] is True
     assert res["end_ok"] and res["end_count"] == res["last"]  # the in-memory tail made it, chained
+
+
+# --- a file that can only be read ----------------------------------------------------------
+class ReadOnlyFileSystem(sqlite3.Connection):
+    """What SQLite does on a read-only file or file system: it opens the file read-only,
+    silently (here asked for explicitly with ``mode=ro``); every write then fails with
+    'attempt to write a readonly database'."""
+
+    def __init__(self, database, *args, **kwargs):
+        kwargs["uri"] = True
+        super().__init__(Path(database).resolve().as_uri() + "?mode=ro", *args, **kwargs)
+
+
+def _recorded(tmp_path, wal: bool) -> Path:
+    c = clock()
+    p = tmp_path / "s.chairside"
+    sf = SessionFile.create(p, opened(c), c)
+    for k in range(3):
+        c.advance(1)
+        sf.append_readings(six_readings(c.now(), k))
+    sf.append(ev.NoteAdded(t=c.now(), text="before", author="AB"))
+    sf.close()
+    if wal:  # as a recording that was interrupted leaves it: still in WAL mode
+        con = sqlite3.connect(str(p))
+        assert con.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+        con.close()
+    return p
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["closed-file", "interrupted-file-in-wal-mode"])
+def test_resume_of_a_file_that_cannot_be_written_is_refused_at_once(tmp_path, wal):
+    p = _recorded(tmp_path, wal)
+    before, n = p.read_bytes(), len(raw_rows(p))
+    with pytest.raises(SessionFileError) as exc:
+        SessionFile.open(p, clock(), connection_factory=ReadOnlyFileSystem)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(p) in msg and "cannot open for recording" in msg and "read-only" in msg
+    assert p.read_bytes() == before
+    r = verify(p)
+    assert r.ok and r.count == n
+    sf = SessionFile.open(p, clock())  # writable again: the record resumes where it was
+    assert sf.head_seq == n
+    sf.close()
+
+
+UNPRIVILEGED = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, {kit!r})
+    import chairside.domain.state  # imported before the privileges go (lazy import in the store)
+    from chairside.store import SessionFile, SessionFileError, verify
+    from store_testkit import clock, opened
+    if os.geteuid() == 0:  # root ignores file modes: become nobody, whom they bind
+        os.setgid({gid}); os.setuid({uid})
+    out = {{}}
+    for name in ("new", "closed", "readonly", "readonly-wal"):
+        p = os.path.join({folder!r}, name + ".chairside")
+        try:
+            if name == "new":
+                SessionFile.create(p, opened(clock()), clock()).close()
+            else:
+                SessionFile.open(p, clock()).close()
+            out[name] = "opened"
+        except SessionFileError as exc:
+            out[name] = str(exc)
+    out["verify"] = verify(os.path.join({folder!r}, "closed.chairside")).ok
+    print(json.dumps(out))
+    """
+)
+
+
+def test_real_read_only_folder_and_file(tmp_path):
+    """Real permissions: a folder nobody may write into, and a read-only file in it."""
+    import shutil
+    import tempfile
+
+    nobody = 65534
+    root = os.geteuid() == 0
+    folder = Path(tempfile.mkdtemp(prefix="chairside-ro-"))  # /tmp: reachable by nobody
+    try:
+        closed = _recorded(tmp_path, wal=False)
+        for name in ("closed", "readonly", "readonly-wal"):
+            shutil.copyfile(closed, folder / f"{name}.chairside")
+        # an interrupted recording: WAL mode, its -wal and -shm left beside it by a process
+        # that died with the file open
+        crash = ("import os, sqlite3; c = sqlite3.connect(%r); c.execute('PRAGMA journal_mode = WAL'); "
+                 "c.execute('SELECT count(*) FROM events').fetchone(); os._exit(0)") % str(folder / "readonly-wal.chairside")
+        subprocess.run([sys.executable, "-c", crash], check=True, timeout=30)
+        assert (folder / "readonly-wal.chairside-wal").exists() and (folder / "readonly-wal.chairside-shm").exists()
+        for p in folder.iterdir():
+            os.chmod(p, 0o644 if p.name == "closed.chairside" else 0o444)
+            if root:
+                os.chown(p, nobody, nobody)
+        if root:
+            os.chown(folder, nobody, nobody)
+        os.chmod(folder, 0o555)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        kit = str(Path(__file__).resolve().parent)
+        code = UNPRIVILEGED.format(kit=kit, folder=str(folder), uid=nobody, gid=nobody)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        assert "cannot create the session file" in res["new"] and "new.chairside" in res["new"]
+        # resuming needs a -wal beside the file (the folder refuses it) or a writable file
+        assert "cannot open for recording" in res["closed"] and "closed.chairside" in res["closed"]
+        for name in ("readonly", "readonly-wal"):
+            assert "cannot open for recording" in res[name] and "read-only" in res[name], res[name]
+        assert res["verify"] is True  # checking needs no write
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written, nothing added
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)

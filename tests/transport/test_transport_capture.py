@@ -316,3 +316,63 @@ def test_live_capture_then_replay_is_byte_exact(tmp_path):
         (r.data, r.receive_time, r.mono_ns - recs[0].mono_ns) for r in recs]
     assert [(r.param, r.value, r.receive_time) for r in col2.readings()] == live_readings
     assert all(isinstance(r, Reading) for r in col2.readings())
+
+
+# --- `chairside decode` of a capture ---------------------------------------------------------
+def _decode_cli(argv):
+    import contextlib
+    import io
+
+    from chairside.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, [json.loads(ln) for ln in out.getvalue().splitlines()], err.getvalue()
+
+
+def test_decode_reads_a_capture_chunk_by_chunk_with_receive_times(tmp_path, vectors):
+    # Masimo lines (device time in the line) split across chunks, then, in a second
+    # segment, an HL7 message with no time at all: its reading takes its chunk's receive time.
+    lines = [ln for ln in (vectors / "masimo" / "ascii-samples.txt").read_text().splitlines()
+             if ln.startswith("02/22/16 22:47:4")]  # Source C: SPO2 098, BPM 097/096/096/096/097
+    wire = "".join(ln + "\r\n" for ln in lines).encode()
+    cap = tmp_path / "rad.raw"
+    clock = ManualClock(START)
+    with CaptureWriter(cap, driver="masimo", start=clock.now(), port="/dev/ttyUSB0") as w:
+        for i in range(0, len(wire), 50):
+            clock.advance(0.2)
+            w.write(clock.now(), clock.monotonic(), wire[i:i + 50])
+    rc, rows, err = _decode_cli(["decode", "--driver", "masimo", str(cap)])
+    assert rc == 0, err
+    assert [(r["param"], r["value"]) for r in rows if r["param"] in ("spo2", "pr")] == [
+        ("spo2", 98), ("pr", 97), ("spo2", 98), ("pr", 96), ("spo2", 98), ("pr", 96), ("spo2", 98), ("pr", 96),
+        ("spo2", 98), ("pr", 97)]
+    assert rows[0]["t"] == "2016-02-22T22:47:45+00:00"  # the device's own time wins
+    assert "5 frames decoded, 0 frames rejected" in err.strip().splitlines()[-1]
+
+    msg = (b"\x0bMSH|^~\\&|MON||||||ORU^R01|7|P|2.6\r"
+           b"OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.3.1.1|93|262688^MDC_DIM_PERCENT^MDC\r\x1c\r")
+    cap2 = tmp_path / "hl7.raw"
+    got_at = START + timedelta(seconds=3)
+    with CaptureWriter(cap2, driver="hl7", start=START) as w:
+        w.write(START, 0.0, msg[:20])  # a message cut by the first segment's end: dropped
+    with CaptureWriter(cap2, driver="hl7", start=START + timedelta(seconds=2)) as w:  # restarted
+        w.write(got_at, 1.0, msg)
+    rc, rows, err = _decode_cli(["decode", "--driver", "hl7", str(cap2)])
+    assert rc == 0, err
+    assert rows == [{"t": got_at.isoformat(), "param": "spo2", "value": 93.0, "unit": "%", "valid": True,
+                     "flags": []}]
+
+
+def test_decode_of_a_capture_checks_the_driver_and_the_bytes(tmp_path):
+    cap = tmp_path / "ge.raw"
+    _write_sample(cap, n=5)  # driver ge-s5
+    rc, rows, err = _decode_cli(["decode", "--driver", "masimo", str(cap)])
+    assert rc == 2 and rows == [] and "a raw capture of a ge-s5 monitor" in err and "--driver ge-s5" in err
+    raw = bytearray(cap.read_bytes())
+    (pos, _tag, _payload) = _hand_parse(bytes(raw))[2]  # the second data record
+    raw[pos + 20] ^= 0xFF
+    cap.write_bytes(bytes(raw))
+    rc, _, err = _decode_cli(["decode", "--driver", "ge-s5", str(cap)])
+    assert rc == 2 and f"byte offset {pos}" in err and str(cap) in err and len(err.strip().splitlines()) == 1

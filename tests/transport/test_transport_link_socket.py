@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import threading
 import time
 
 import pytest
@@ -232,6 +234,34 @@ def test_consumer_exception_does_not_kill_the_link(server):
         server.send(b"hr=2\n")
         wait_until(lambda: any(isinstance(i, Reading) and i.value == 2 for i in seen), 2.0, "second reading")
         assert "consumer bug" in link.stats.last_error
+    finally:
+        link.stop()
+
+
+def test_bytes_sent_the_moment_the_server_accepts_are_not_lost(server, monkeypatch):
+    """pyserial's socket open() drains the input after connecting; a server that writes at
+    once (as OneShotServer users above do) must still be read. The interleaving is forced:
+    the open is held between the TCP connect and its input flush until the bytes are there."""
+    from serial.urlhandler import protocol_socket
+
+    sent = threading.Event()
+    real = protocol_socket.Serial._reconfigure_port
+
+    def held(self, *a, **kw):
+        real(self, *a, **kw)
+        if not self.is_open and sent.wait(2.0):  # inside open() only (a timeout change
+            select.select([self._socket], [], [], 2.0)  # also calls this): wait for the bytes
+
+    monkeypatch.setattr(protocol_socket.Serial, "_reconfigure_port", held)
+    col = Collector()
+    link = _link(f"socket://127.0.0.1:{server.port}", LineDriver(), col)
+    link.start()
+    try:
+        server.accept()
+        server.send(b"hr=1\n")
+        sent.set()
+        assert col.wait_readings(1, timeout=2.0)[0].value == 1.0
+        assert link.stats.bytes_in == 5
     finally:
         link.stop()
 

@@ -12,7 +12,15 @@ Text mode (``--text``, automatic for ``*.txt`` files) decodes the vector files o
 comments and dropped; for ``hl7`` each remaining line is a segment and is sent ended by CR;
 for ``masimo`` each line is sent ended by CR LF (a literal ``<CR><LF>`` in the file is the
 line end); for ``ge-s5`` only lines ``hex: 7E 28 ...`` are read, as hex bytes.
-May import: chairside.drivers, chairside.domain, chairside.cli (UsageError).
+
+A raw capture (the ``--raw FILE`` tee of ``record``/``run``, recognised by its magic
+bytes) is decoded chunk by chunk as it was received, each reading stamped with its chunk's
+receive time (so ``t`` is the receive time where the protocol gives no device time); the
+driver is reset at each new segment (a restarted recording), like the link does after a
+reconnect; ``--driver`` must match the driver the capture names (exit 2 otherwise), and
+a damaged capture exits 2 naming the byte offset.
+May import: chairside.drivers, chairside.domain, chairside.transport.capture (reading
+captures), chairside.cli (UsageError).
 """
 
 from __future__ import annotations
@@ -89,6 +97,24 @@ def status_json(s: DeviceStatus) -> dict:
     return obj
 
 
+def _decode_capture(path: str, driver_name: str, driver, emit) -> None:
+    from chairside.cli import UsageError
+    from chairside.transport.capture import CaptureReader
+
+    segment = None
+    for rec in CaptureReader(path):
+        if rec.segment is not segment:
+            if rec.segment.driver and rec.segment.driver != driver_name:
+                raise UsageError(f"{path}: a raw capture of a {rec.segment.driver} monitor (segment at byte "
+                                 f"{rec.segment.offset}), not {driver_name}: use --driver {rec.segment.driver}")
+            if segment is not None:
+                driver.reset()
+            segment = rec.segment
+        got = driver.feed(rec.data)
+        emit([x if x.receive_time is not None else x.model_copy(update={"receive_time": rec.receive_time})
+              for x in got])
+
+
 def run(args: argparse.Namespace) -> int:
     from chairside.cli import UsageError
 
@@ -113,8 +139,15 @@ def run(args: argparse.Namespace) -> int:
             out.write("\n".join(lines) + "\n")
 
     name = "standard input" if args.file == "-" else args.file
+    from chairside.transport.capture import CaptureError, is_capture
+
     try:
-        if text:
+        if args.file != "-" and args.text is None and is_capture(args.file):
+            try:
+                _decode_capture(args.file, args.driver, driver, emit)
+            except CaptureError as exc:
+                raise UsageError(str(exc)) from None
+        elif text:
             raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
             try:
                 wire = text_to_wire(args.driver, raw.decode("utf-8"))
@@ -132,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
+    except BrokenPipeError:
+        raise  # the reader of stdout went away (| head): not a bad input
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
     flush = getattr(driver, "flush", None)

@@ -6,7 +6,11 @@ canonical JSON, readings included) and dispatch of the report formats to
 ``chairside.store.report_html`` / ``report_fhir`` / ``report_rems`` (their ``export(path,
 out)``), which exit 2 "format not available" when the module is absent.
 The file is opened read-only and its chain verified first; a damaged or foreign file
-exits 2 with one line.
+exits 2 with one line. ``--out`` is refused (exit 2, nothing written) when it names the
+session file itself, its ``-wal``/``-shm``/``-journal`` companions, or any other chairside
+session file: an export never overwrites a record. A csv/jsonl ``--out`` is written to a
+temporary file beside it and renamed into place, so a failed export (a full disk) leaves
+any earlier file of that name as it was.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,8 +75,45 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     if path is None:
         yield sys.stdout
         return
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        yield f
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def refuse_overwriting_a_record(session: Path, out: Path) -> None:
+    """UsageError when ``out`` is the session file, one of its SQLite companions, or any
+    other chairside session file (an export must never destroy a record)."""
+    from chairside.cli import UsageError
+    from chairside.store import NotASessionFile
+    from chairside.store.schema import sniff
+
+    own = [session] + [session.with_name(session.name + s) for s in ("-wal", "-shm", "-journal")]
+    for p in own:
+        same = os.path.abspath(p) == os.path.abspath(out)
+        if not same and out.exists() and p.exists():
+            try:
+                same = os.path.samefile(p, out)
+            except OSError:
+                same = False
+        if same:
+            what = "the session file being exported" if p == session else \
+                f"the {p.name[len(session.name):]} file of the session file being exported ({session})"
+            raise UsageError(f"--out {out} is {what}; refusing to overwrite it")
+    if out.is_file():
+        try:
+            sniff(out)
+        except NotASessionFile:
+            return
+        raise UsageError(f"--out {out} is a chairside session file; refusing to overwrite it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from chairside.store import SessionFile, SessionFileError
 
     path = Path(args.file)
+    if args.out:
+        refuse_overwriting_a_record(path, Path(args.out))
     if args.format in REPORTS:
         try:
             mod = importlib.import_module(f"chairside.store.{REPORTS[args.format]}")

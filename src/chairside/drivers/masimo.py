@@ -7,10 +7,12 @@ than ``chairside.domain`` and ``chairside.drivers.base``.
 
 Format (../shared/vectors/README.md and masimo/ascii-samples.txt): 9600 8N1, unprompted,
 ``MM/DD/YY HH:MM:SS KEY=VALUE KEY=VALUE ...`` ended by CR LF (CR, LF or CR LF accepted).
-Tokens are parsed by key, never by column (fields differ by model and firmware); keys are
-case-insensitive (the trend format writes ``SpO2=`` and ``PR=``). A value is missing when
-its second character is ``-`` (``---``, ``+--``, ``--.-``). ``EXC`` and ``ALARM`` are hex
-bit fields.
+Tokens are parsed by key, never by column (fields differ by model and firmware): a token is
+``KEY=VALUE`` between whitespace (or the line's start and end); keys are case-insensitive
+(the trend format writes ``SpO2=`` and ``PR=``); a key given twice in one line counts once
+(a real line never repeats one). A value is missing when its second character is ``-`` (``---``,
+``+--``, ``--.-``). ``EXC`` and ``ALARM`` are hex bit fields (digits only: a sign or any
+other character makes the field unreadable, i.e. no EXC bits / no ALARM change).
 
 Decisions:
 
@@ -38,11 +40,11 @@ Decisions:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
-from chairside.domain.readings import DeviceStatus, DriverOutput, Reading
-from chairside.drivers._fast import reading as _reading
+from chairside.domain.readings import DeviceStatus, DriverOutput
+from chairside.drivers._fast import trusted_reading as _reading
 from chairside.drivers.base import Driver, SerialDefaults
 
 # EXC bit names: Masimo manual (001-800) and the MD PnP table (100, 1000-400000), as quoted
@@ -104,16 +106,33 @@ _FIELDS: dict[bytes, tuple[str, str, str, bool, bool]] = {
     b"SPHB": ("sphb", "g/dL", "spo2", False, False),
     b"PVI": ("pvi", "%", "spo2", False, False),
 }
-_EXC = ("exc",)
-_ALARM = ("alarm",)
-_IGNORE = ("ignore",)
-# every key seen in the samples, so that a line costs one dict lookup per token
-_KEYS: dict[bytes, tuple] = {**_FIELDS, b"EXC": _EXC, b"ALARM": _ALARM, b"SN": _IGNORE, b"DESAT": _IGNORE,
-                             b"PIDELTA": _IGNORE, b"EXC1": _IGNORE, b"SPOC": _IGNORE, b"RESVD": _IGNORE}
-_TOKEN = re.compile(rb"([A-Za-z][A-Za-z0-9_]*)=(\S*)")
+# any KEY=VALUE token at all (a line without one is a rejected frame)
+_TOKEN = re.compile(rb"(?:^|\s)[A-Za-z][A-Za-z0-9_]*=")
+# The tokens the driver uses (the keys of _FIELDS, EXC, ALARM), in one pass over the
+# upper-cased line with a space in front: a key starts after whitespace (or the line start)
+# and ends at "=", its value runs to the next whitespace. Keys it does not use (SN, DESAT,
+# PIDELTA, EXC1, ...) are stepped over by the regex engine instead of the interpreter.
+# SPCO, SPMET, SPHB and PVI are only emitted with a value, so the pattern leaves them out when
+# theirs is missing (second character "-", or a lone "-"): a device without the option
+# sends dashes forever, and skipping them here saves the interpreter a loop turn each.
+_HAS_VALUE = rb"(?==(?!\S-|-(?!\S)))"
+_USED = re.compile(rb" (S(?:PO2|PCO" + _HAS_VALUE + rb"|PMET" + _HAS_VALUE + rb"|PHB" + _HAS_VALUE
+                   + rb")|BPM|P(?:R|I|VI" + _HAS_VALUE + rb")|EXC|ALARM)=(\S*)")
+# upper case, and every whitespace byte a space (so that the pattern can start with a literal)
+_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz\t\n\v\f\r", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ     ")
 _STAMP = re.compile(rb"\s*(\d{1,2})/(\d{1,2})/(\d{2,4})\s+(\d{1,2}):(\d{2}):(\d{2})")
+_FIXED_STAMP = re.compile(rb"\d\d/\d\d/\d\d \d\d:\d\d:\d\d")  # what every real line starts with
 
 MAX_LINE = 1024  # a real line is ~200 characters
+MAX_CACHE = 256  # entries in the memo of EXC fields; cleared when full
+# two-digit seconds -> offset, for the fixed "MM/DD/YY HH:MM:SS" layout of every real line
+_SECONDS: dict[bytes, timedelta] = {b"%02d" % i: timedelta(seconds=i) for i in range(60)}
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+
+def _hex(raw: bytes) -> int | None:
+    """A bit field in hex digits (no sign, no prefix), else None (dashes, garbage)."""
+    return int(raw, 16) if _HEX.fullmatch(raw) else None
 
 
 def _flags_of(exc: int) -> tuple[str, ...]:
@@ -135,10 +154,14 @@ class MasimoDriver(Driver):
         super().__init__()
         self.tz = tz
         self._buf = b""
-        self._probe_off: bool | None = None
+        self._probe_off = False  # the first line reports probe-off only when it is off
         self._alarm: int | None = None
-        self._flag_cache: dict[int, tuple[str, ...]] = {}
-        self._time_cache: tuple[bytes, datetime | None] = (b"", None)
+        self._alarm_raw = b""  # the ALARM field of the last line that had one
+        # Memos for the hot path (bounded by MAX_CACHE; they change nothing but speed):
+        # EXC raw value -> (bits, flags); the minute of the last fixed-layout time stamp ->
+        # its datetime at second 0.
+        self._exc_cache: dict[bytes, tuple[int, tuple[str, ...]]] = {}
+        self._minute: tuple[bytes, datetime] = (b"", datetime.min)
 
     @property
     def buffered(self) -> int:
@@ -175,101 +198,98 @@ class MasimoDriver(Driver):
         return out
 
     # --- one line ---------------------------------------------------------------------
-    def _time(self, stamp: bytes) -> datetime | None:
-        cached = self._time_cache
-        if cached[0] == stamp:
-            return cached[1]
-        m = _STAMP.match(stamp)
-        when: datetime | None = None
-        if m is not None:
-            mo, dd, yy, hh, mi, ss = map(int, m.groups())
-            try:
-                when = datetime(yy + 2000 if yy < 100 else yy, mo, dd, hh, mi, ss, tzinfo=self.tz)
-            except ValueError:
-                when = None
-            if when is not None and self.tz is not UTC:
-                when = when.astimezone(UTC)
-        self._time_cache = (stamp, when)
+    def _time(self, line: bytes) -> datetime | None:
+        """The line's ``MM/DD/YY HH:MM:SS`` as an aware UTC datetime, or None."""
+        minute = line[:15]
+        if minute == self._minute[0]:
+            sec = _SECONDS.get(line[15:17])
+            if sec is not None:
+                return self._minute[1] + sec
+        m = _STAMP.match(line[:20])
+        if m is None:
+            return None
+        mo, dd, yy, hh, mi, ss = map(int, m.groups())
+        try:
+            when = datetime(yy + 2000 if yy < 100 else yy, mo, dd, hh, mi, ss, tzinfo=self.tz)
+        except ValueError:
+            return None
+        if self.tz is not UTC:
+            when = when.astimezone(UTC)
+        if _FIXED_STAMP.match(line):  # the fixed layout: later seconds of this minute are
+            self._minute = (minute, when - _SECONDS[line[15:17]])  # one addition away
         return when
+
+    def _exc(self, raw: bytes) -> tuple[int, tuple[str, ...]]:
+        """An EXC value -> (bits, flags); a dashed or unreadable value is no bits."""
+        cached = self._exc_cache.get(raw)
+        if cached is None:
+            exc = _hex(raw.split(b":", 1)[0]) or 0  # the trend format appends ":OFFPAT,SET"
+            if len(self._exc_cache) >= MAX_CACHE:
+                self._exc_cache.clear()
+            cached = self._exc_cache[raw] = (exc, _flags_of(exc))
+        return cached
 
     def _line(self, line: bytes, out: list[DriverOutput]) -> None:
         if not line.isascii():
             self.stats.reject(f"not ASCII: {line[:40]!r}")
             return
-        pairs = _TOKEN.findall(line)
-        if not pairs:
-            if line.strip():
+        # Keys are case-insensitive (the trend format writes SpO2= and PR=); every value is
+        # read case-insensitively too (digits, hex, dashes), so the whole line is upper-cased.
+        tokens = dict(_USED.findall(b" " + line.translate(_UPPER)))
+        if not tokens:
+            if _TOKEN.search(line):
+                self.stats.frames_decoded += 1  # a line, but nothing this driver reads
+            elif line.strip():
                 self.stats.reject(f"no KEY=VALUE token: {line[:40]!r}")
             return
         self.stats.frames_decoded += 1
-        when = self._time(line[:20])
-        exc = 0
-        alarm_raw = None
-        rows = []
-        for key, raw in pairs:
-            spec = _KEYS.get(key)
-            if spec is None:
-                spec = _KEYS.get(key.upper())
-                if spec is None:
-                    continue
-            if spec is _EXC:
-                if raw[1:2] != b"-":
-                    try:
-                        exc = int(raw.split(b":", 1)[0], 16)  # the trend format appends ":OffPat,SET"
-                    except ValueError:
-                        exc = 0
-            elif spec is _ALARM:
-                alarm_raw = raw
-            elif spec is not _IGNORE:
-                rows.append((spec, raw))
-        flags = self._flag_cache.get(exc)
-        if flags is None:
-            flags = self._flag_cache[exc] = _flags_of(exc)
+        when = self._time(line)
+        raw = tokens.pop(b"EXC", None)
+        exc, flags = (0, ()) if raw is None else self._exc(raw)
+        alarm_raw = tokens.pop(b"ALARM", None)
         blocked = exc & EXC_INVALIDATES
-        current: dict[str, float | None] = {}
         n0 = len(out)
-        for (param, unit, source, always, zero_missing), raw in rows:
+        for key, raw in tokens.items():
+            param, unit, source, always, zero_missing = _FIELDS[key]
             if raw[1:2] == b"-" or raw == b"-":
+                if not always:
+                    continue
                 value = None
-                why = "no_data"
+                rflags = flags if "no_data" in flags else flags + ("no_data",)
             else:
                 try:
                     value = float(raw.rstrip(b"%"))
-                    why = ""
                 except ValueError:
+                    if not always:
+                        continue
                     value = None
-                    why = "not_numeric"
-            if value is None:
-                if not always:
-                    continue
-                rflags = flags if why in flags else flags + (why,)
-            elif blocked:
-                value = None
-                rflags = flags
-            elif zero_missing and value == 0:
-                value = None
-                rflags = flags + ("zero",)
-            else:
-                rflags = flags
-            current[param] = value
-            out.append(_reading({"param": param, "value": value, "unit": unit, "valid": value is not None,
-                                 "flags": rflags, "device_time": when, "source": source}))
-        self.stats.readings += len(out) - n0
-        # probe off / no sensor
+                    rflags = flags + ("not_numeric",)
+                else:
+                    if blocked:
+                        value = None
+                        rflags = flags
+                    elif zero_missing and value == 0:
+                        value = None
+                        rflags = flags + ("zero",)
+                    else:
+                        rflags = flags
+            # value: a float from float() or None; the rest constants or tuples of str
+            out.append(_reading(param, value, unit, value is not None, rflags, when, source))
+        n1 = len(out)
+        self.stats.readings += n1 - n0
+        # probe off / no sensor: on change (the first line only when it is off)
         probe_off = bool(exc & EXC_PROBE_OFF)
-        if probe_off != bool(self._probe_off) or (self._probe_off is None and probe_off):
+        if probe_off is not self._probe_off:
             detail = ",".join(n for b, n in EXC_BITS.items() if b & EXC_PROBE_OFF & exc) or "sensor back"
             out.append(DeviceStatus(kind="probe_off", active=probe_off, param="spo2", detail=detail,
                                     flags=flags, device_time=when))
-        self._probe_off = probe_off
-        # device alarm bits
-        if alarm_raw is not None and alarm_raw[1:2] != b"-":
-            try:
-                alarm = int(alarm_raw, 16)
-            except ValueError:
-                return
-            if alarm != self._alarm:
-                self._alarms(alarm, when, current, out)
+            self._probe_off = probe_off
+        # device alarm bits (a dashed or unreadable field changes nothing)
+        if alarm_raw is not None and alarm_raw != self._alarm_raw:
+            self._alarm_raw = alarm_raw
+            alarm = _hex(alarm_raw)
+            if alarm is not None and alarm != self._alarm:
+                self._alarms(alarm, when, {r.param: r.value for r in out[n0:n1]}, out)
 
     def _alarms(self, alarm: int, when: datetime | None, current: dict[str, float | None],
                 out: list[DriverOutput]) -> None:

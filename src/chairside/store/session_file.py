@@ -247,16 +247,19 @@ class SessionFile:
                 con = ro
             else:
                 ro.close()
+                con = _connect(path, connection_factory)
                 try:
-                    con = _connect(path, connection_factory)
                     mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                     if str(mode).lower() != "wal":
                         con.close()
                         raise SessionFileError(f"{path}: cannot switch the file to WAL mode ({mode})")
                     con.execute("PRAGMA synchronous = FULL")
                     row = con.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+                    _probe_writable(con)
                 except sqlite3.Error as exc:
-                    raise SessionFileError(f"{path}: cannot open for recording ({exc})") from None
+                    con.close()
+                    hint = "; the file or its folder is read-only" if "readonly" in str(exc) else ""
+                    raise SessionFileError(f"{path}: cannot open for recording ({exc}){hint}") from None
                 if row is None or row[0] != result.count or row[1] != result.last_hash:
                     con.close()
                     raise SessionFileError(f"{path}: changed while it was being opened")
@@ -667,6 +670,21 @@ def _first_entry(opened: SessionOpened) -> tuple[SessionOpened, _Entry]:
     h = chain_hash(GENESIS, body)
     stored = decode_event(body)
     return stored, _Entry(1, "session_opened", body_obj["t"], body.decode("utf-8"), GENESIS, h, None, 0, stored)
+
+
+def _probe_writable(con: sqlite3.Connection) -> None:
+    """Raise sqlite3.Error unless this connection can write the file.
+
+    On a read-only file or file system SQLite opens the file read-only without a word, and
+    a file already in WAL mode needs no write to be "switched" to it: without this probe a
+    resumed recording would only learn at its first append that nothing can be saved. The
+    probe rewrites the head with its own value inside a transaction and rolls it back.
+    """
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("UPDATE meta SET value = value WHERE key = 'head_seq'")
+    finally:
+        con.execute("ROLLBACK")
 
 
 def _remove_new(path: Path) -> None:

@@ -87,8 +87,23 @@ def open_port(url: str, settings: Mapping[str, Any], *, timeout: float, write_ti
     """
     port = serial.serial_for_url(url, do_not_open=True, timeout=timeout,
                                  write_timeout=write_timeout, **settings)
-    port.open()
+    if isinstance(port, _SocketSerial):
+        # pyserial's socket open() ends with reset_input_buffer(), which recv()s and drops
+        # whatever the peer sent since the TCP connect completed: a server that writes as
+        # soon as it accepts (an HL7 gateway, a converter replaying its buffer) lost its
+        # first bytes. On a socket those are real data, not stale line noise: keep them.
+        port.reset_input_buffer = _keep_input  # instance attribute shadows the method
+        try:
+            port.open()
+        finally:
+            del port.reset_input_buffer
+    else:
+        port.open()
     return port
+
+
+def _keep_input() -> None:
+    """Stand-in for ``reset_input_buffer`` while a socket:// port opens (see open_port)."""
 
 
 def check_url(url: str) -> None:
@@ -168,9 +183,10 @@ class Link:
     bytes given to ``send()``. Reconnect: backoff doubling from ``min_backoff_s`` to
     ``max_backoff_s`` (1 s by default), reset once data flows.
 
-    pyserial empties the input buffer while it opens a port (socket:// included), so bytes
-    a peer sends before ``link_up`` may be lost; monitors that stream unprompted resend
-    within a second, and GE waits for the request anyway.
+    pyserial empties the input buffer while it opens a serial device (bytes already in the
+    tty's buffer before ``link_up`` are dropped; monitors that stream unprompted resend
+    within a second, and GE waits for the request anyway). On socket:// nothing is dropped:
+    bytes a server sends the moment it accepts are read and decoded (``open_port``).
     """
 
     def __init__(self, url: str, driver: Driver | str, *, clock: Clock, on_output: OutputCallback,
