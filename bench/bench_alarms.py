@@ -9,7 +9,8 @@ rise-from-baseline rules are live), a MOAA/S of 3 and a symptom checklist on rec
 both combined conditions are live). The stream is a 1 Hz monitor: HR, PR and SpO2 each
 second with noise, an NIBP set (sys/dia/mean) every 5 min, episodes of desaturation,
 tachycardia, hypertension and probe-off that raise, escalate and clear alarms, an
-acknowledgement now and then, and ``tick`` once per simulated second. Readings are built
+acknowledgement now and then, MOAA/S and the symptom checklist re-recorded every 15 min
+(so the combined conditions stay live, not stale), and ``tick`` once per simulated second. Readings are built
 before timing; the figure counts readings (ticks and acknowledgements are inside the
 timed loop but not counted). Target: >= 200,000 readings/s.
 """
@@ -67,6 +68,11 @@ def build_stream(n_readings: int, seed: int = 7):
             count += 3
         if s % 97 == 50:
             out.append(("a", None, now))
+        if s % 900 == 0:  # staff record MOAA/S every 15 min (scales, (d)): the combined
+            # sedation + desaturation condition stays live through the whole stream
+            out.append(("o", ObservationRecorded(t=now, scale="moaas", score=3, author="RN"), now))
+            out.append(("o", ObservationRecorded(t=now, scale="htn_symptoms", items={"headache": (s // 900) % 8 == 7},
+                                                 author="RN"), now))
         out.append(("t", None, now))
         s += 1
     return out, count
@@ -79,7 +85,7 @@ def run_once(stream, profile) -> tuple[float, float, int]:
     e.set_baseline(128.0, 78.0, 74.0, 97.0)
     e.on_observation(ObservationRecorded(t=T0, scale="moaas", score=3, author="RN"), T0)
     e.on_observation(ObservationRecorded(t=T0, scale="htn_symptoms", items={"headache": False}, author="RN"), T0)
-    on_reading, tick, ack = e.on_reading, e.tick, e.acknowledge
+    on_reading, tick, ack, obs = e.on_reading, e.tick, e.acknowledge, e.on_observation
     n_events = 0
     start = time.perf_counter()
     cpu0 = time.process_time()
@@ -88,6 +94,8 @@ def run_once(stream, profile) -> tuple[float, float, int]:
             n_events += len(on_reading(obj, now))
         elif kind == "t":
             n_events += len(tick(now))
+        elif kind == "o":
+            n_events += len(obs(obj, now))
         else:
             n_events += len(ack(None, "RN", now))
     return time.perf_counter() - start, time.process_time() - cpu0, n_events

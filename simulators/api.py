@@ -30,13 +30,15 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 
 def list_scenarios() -> list[dict[str, Any]]:
-    """The shipped scenarios: name, title, duration_s, trains, path."""
+    """The shipped scenarios: name, title, duration_s, trains, path, states, and
+    expected_actions (the trainee action names its [[expected]] entries score)."""
     out = []
     for name in names():
         path = find(name)
         sc = _load(path)
         out.append({"name": sc.name, "title": sc.title, "duration_s": sc.duration_s, "trains": sc.trains,
-                    "path": str(path)})
+                    "path": str(path), "states": list(sc.states),
+                    "expected_actions": list(dict.fromkeys(e.action for e in sc.expected))})
     return out
 
 

@@ -273,7 +273,14 @@ class Monitor:
             self._last_spo2 = None
             self._motion_since = None
         else:
-            self._sat_win.append(tv.sao2)
+            # Under motion the oximeter's per-second estimate is biased low; the bias goes
+            # through the same averaging window and display lag as the saturation (a
+            # displayed value does not jump 20 % from one second to the next), after the
+            # last value has been held for motion_hold_s.
+            raw_sat = tv.sao2
+            if d.motion:
+                raw_sat = raw_sat - motion * sp["motion_bias_max_pct"] * abs(z[2])
+            self._sat_win.append(raw_sat)
             self._pr_win.append(tv.pr)
             self._sat_lag.append(sum(self._sat_win) / len(self._sat_win))
             self._pr_lag.append(sum(self._pr_win) / len(self._pr_win))
@@ -288,8 +295,6 @@ class Monitor:
                     self._held_spo2 = self._last_spo2
                 if t - self._motion_since < sp["motion_hold_s"] and self._held_spo2 is not None:
                     spo2 = self._held_spo2
-                else:
-                    spo2 = spo2 - motion * sp["motion_bias_max_pct"] * abs(z[2])
                 pr = pr + motion * sp["motion_pr_sd_bpm"] * z[1]
             else:
                 self._motion_since = None

@@ -52,6 +52,7 @@ from simulators.scenario import (
     Trend,
     TrendAction,
     Trigger,
+    canonical,
     find,
     load_file,
 )
@@ -132,7 +133,7 @@ class _ExpectedRun:
     def __init__(self, exp: Expected) -> None:
         self.exp = exp
         self.cond = None if exp.after == "start" else Condition(exp.after)
-        self.opened_at: float | None = 0.0 if exp.after == "start" else None
+        self.opened_at: float | None = None  # set when the scenario begins ("start") or the condition holds
         self.met_at: float | None = None
 
 
@@ -156,7 +157,7 @@ class Simulation:
     def __init__(self, scenario: str | Path | Scenario, seed: int | None = None,
                  driver: str | Sequence[str] | None = "ge-s5", *, start: datetime | None = None,
                  speed: float = 1.0, noise: bool = True, auto_request: bool = True,
-                 record: bool = False) -> None:
+                 record: bool = False, hold: bool = False) -> None:
         self.scenario = load_scenario(scenario)
         sc = self.scenario
         self.seed = int(seed if seed is not None else (sc.seed if sc.seed is not None else 0))
@@ -186,7 +187,10 @@ class Simulation:
         self.true: TrueValues | None = None
         self.display: Display | None = None
         self._trends: dict[str, _TrendRun] = {}
-        self._queue: list[tuple[float, int, Any, str]] = []  # (time, seq, action, source)
+        # (time, seq, action, source, state entry it belongs to or None): what a state
+        # schedules (its auto-advance, its artefacts, its delayed ``do``) is dropped once
+        # that state is left, so a jump or an early treatment is not undone later
+        self._queue: list[tuple[float, int, Any, str, int | None]] = []
         self._seq = 0
         self.state: str | None = None
         self._state_t = 0.0
@@ -197,19 +201,43 @@ class Simulation:
         self._infusion_started: float | None = None
         self._emit("seed", f"seed={self.seed} streams={','.join(STREAMS)} numpy={np.__version__}")
         self._emit("patient", ", ".join(f"{k}={v:.3g}" for k, v in self.individual.items()))
-        for a in sc.timeline:
-            self._schedule(float(a.t), a, "scenario")
-        for art in sc.artefacts:
-            self._schedule(art.t, ArtefactAction(action="artefact", kind=art.kind, dur_s=art.dur_s,
-                                                 count=art.count, level=art.level), "scenario")
+        self.offset: float | None = None  # simulated second at which the scenario began
         drivers = [] if driver is None else ([driver] if isinstance(driver, str) else list(driver))
         from simulators.emulators import make_emulator
 
         self.emulators = {d: make_emulator(d, self, auto_request=auto_request) for d in drivers}
         self.primary = drivers[0] if drivers else None
+        if not hold:
+            self._begin()
+        self._run_due()
+
+    # --- the scenario's start ------------------------------------------------------------
+    @property
+    def began(self) -> bool:
+        return self.offset is not None
+
+    def begin(self) -> None:
+        """Start the scenario now (``hold=True``: the patient rests, monitored, until the
+        trainee starts the infusion). Its timeline, artefacts, initial state and the
+        expectations "after start" count from this moment. Idempotent."""
+        if self.offset is None:
+            self._begin()
+            self._run_due()
+
+    def _begin(self) -> None:
+        sc = self.scenario
+        self.offset = self.t
+        self._emit("begin", f"scenario {sc.name} begins at simulated second {self.t:g}", "scenario")
+        for a in sc.timeline:
+            self._schedule(self.t + float(a.t), a, "scenario")
+        for art in sc.artefacts:
+            self._schedule(self.t + art.t, ArtefactAction(action="artefact", kind=art.kind, dur_s=art.dur_s,
+                                                          count=art.count, level=art.level), "scenario")
+        for ex in self._expected:
+            if ex.exp.after == "start":
+                ex.opened_at = self.t
         if sc.initial_state is not None:
             self._enter_state(sc.initial_state, "scenario")
-        self._run_due()
 
     # --- the log ----------------------------------------------------------------------
     def _emit(self, kind: str, detail: str = "", source: str = "sim") -> None:
@@ -217,6 +245,8 @@ class Simulation:
 
     # --- controls (training mode) -----------------------------------------------------
     def pause(self) -> None:
+        """Stop the simulated clock for wall-paced callers (``tick_wall``: the servers, the
+        ``sim://`` port). ``advance``/``step_to`` step regardless: their caller owns time."""
         if not self.paused:
             self.paused = True
             self._emit("paused", "", "instructor")
@@ -241,7 +271,12 @@ class Simulation:
     def inject(self, event: str, /, by: str = "trainee", **args: Any) -> None:
         """A trainee or instructor action by name, e.g. ``inject("pause_infusion")``,
         ``inject("labetalol", dose_mg_kg=0.25)``, ``inject("artefact", kind="probe_off",
-        by="instructor")``. Unknown names are logged as marks (``call_prescriber``...)."""
+        by="instructor")``. Console names are accepted (``scenario.ALIASES``:
+        ``change_rate`` -> ``set_rate``, ``airway_manoeuvre`` -> ``jaw_thrust``...). Names
+        without a model effect are logged as marks (``call_prescriber``, ``reassure``...);
+        ``scenario.TRAINEE_ACTIONS`` lists what a trainee can do. A trainee action that an
+        open ``[[expected]]`` entry names is scored as met."""
+        event = canonical(event)
         if event in _ACTION_TAGS:
             try:
                 action = _ACTION_ADAPTER.validate_python({"action": event, **args})
@@ -316,14 +351,16 @@ class Simulation:
         self._check_triggers()
 
     # --- scenario machinery -------------------------------------------------------------
-    def _schedule(self, when: float, action: Any, source: str) -> None:
-        self._queue.append((when, self._seq, action, source))
+    def _schedule(self, when: float, action: Any, source: str, gen: int | None = None) -> None:
+        self._queue.append((when, self._seq, action, source, gen))
         self._seq += 1
         self._queue.sort(key=lambda e: (e[0], e[1]))
 
     def _run_due(self) -> None:
         while self._queue and self._queue[0][0] <= self.t + 1e-9:
-            _, _, action, source = self._queue.pop(0)
+            _, _, action, source, gen = self._queue.pop(0)
+            if gen is not None and gen != self._state_gen:
+                continue  # scheduled by a state that has been left since
             self._apply(action, source, scheduled=True)
 
     def _enter_state(self, name: str, source: str) -> None:
@@ -336,13 +373,14 @@ class Simulation:
                                 for i, tr in enumerate(st.triggers)]
         for tr in st.trends:
             self._start_trend(tr.param, tr.to, tr.over_s, tr.shape, tr.delay_s)
+        gen = self._state_gen
         for art in st.artefacts:
             self._schedule(self.t + art.at_s, ArtefactAction(action="artefact", kind=art.kind, dur_s=art.dur_s,
-                                                            count=art.count, level=art.level), "scenario")
+                                                            count=art.count, level=art.level), "scenario", gen)
         for a in st.do:
-            self._apply(a, "scenario")
-        if st.duration_s is not None and st.next is not None:
-            self._schedule(self.t + st.duration_s, Goto(action="goto", state=st.next), "scenario")
+            self._apply(a, "scenario", gen=gen)
+        if st.duration_s is not None and st.next is not None and self._state_gen == gen:
+            self._schedule(self.t + st.duration_s, Goto(action="goto", state=st.next), "scenario", gen)
 
     def _start_trend(self, param: str, to: float, over_s: float, shape: str, delay_s: float = 0.0) -> None:
         start = self.phys.vars[param]
@@ -369,7 +407,7 @@ class Simulation:
                 return None if d.nibp_time is None else self.t - d.nibp_time
             return getattr(d, name)
         if name == "t":
-            return self.t
+            return self.t - (self.offset or 0.0)  # scenario time
         if name == "state_s":
             return self.t - self._state_t
         if name == "infusion_min":
@@ -422,9 +460,9 @@ class Simulation:
                     ex.met_at = self.t
                     self._emit("expected_met", f"{ex.exp.id} after {self.t - ex.opened_at:.0f} s", "trainee")
 
-    def _apply(self, a: Any, source: str, scheduled: bool = False) -> None:
+    def _apply(self, a: Any, source: str, scheduled: bool = False, gen: int | None = None) -> None:
         if a.delay_s > 0 and not scheduled:
-            self._schedule(self.t + a.delay_s, a, source)
+            self._schedule(self.t + a.delay_s, a, source, gen)
             return
         t = self.t
         pump = self.phys.pump

@@ -31,6 +31,42 @@ DEVICE_EVENTS = tuple(sorted(set(CLEARED_BY.values()) | {"nibp_stat", "nibp_meas
 PUMP_EVENTS = ("pause_infusion", "resume_infusion", "stop_infusion")
 _IDENT = r"^[a-z][a-z0-9_]*$"
 
+# Trainee actions with no model effect: ``inject`` logs them as marks and the debrief
+# scores them (an unknown name given to ``inject`` is logged as a mark too, but a scenario
+# file may only expect or trigger on names of this vocabulary: a typo is refused).
+MARKS = {
+    "call_prescriber": "notify the prescriber (on site: REMS) / call for help",
+    "call_ems": "call emergency medical services",
+    "reassure": "talk to and reassure the patient, reduce stimulation",
+    "acknowledge": "acknowledge an alarm at the console",
+}
+# What a trainee can do, by the name the simulator knows it (``inject(name, **args)``,
+# ``[[expected]].action``): the pump, rescue drugs and manoeuvres, NIBP, fixing the
+# equipment, and the marks above. ``motion_stops`` (the patient keeps still) is an
+# instructor event, not a trainee action.
+TRAINEE_ACTIONS = (
+    *PUMP_EVENTS, "set_rate", "labetalol", *TREATMENTS, "nibp_stat", "nibp_measure",
+    "probe_reattach", "cuff_reapply", "reconnect_cable", "leads_reattach", "warm_hand", *MARKS,
+)
+# Console names of the same actions (``chairside.service`` commands, the intervention
+# pick-list of ``chairside/data/console.toml``) -> the simulator's name. ``inject`` and the
+# scenario loader accept both; the debrief and the event log use the simulator's name.
+ALIASES = {
+    "change_rate": "set_rate",
+    "airway_manoeuvre": "jaw_thrust",
+    "airway": "jaw_thrust",
+    "reassurance": "reassure",
+    "check_probe": "probe_reattach",
+    "check_cuff": "cuff_reapply",
+    "ems": "call_ems",
+    "stat_nibp": "nibp_stat",
+}
+
+
+def canonical(name: str) -> str:
+    """The simulator's name of a trainee or instructor action (console aliases resolved)."""
+    return ALIASES.get(name, name)
+
 TRUE_NAMES = ("sbp", "dbp", "map", "hr", "pr", "sao2", "pi", "cp", "ce", "rate", "sbp_smooth",
               "dbp_smooth", "hr_smooth", *VARIABLES)
 DISPLAYED_NAMES = ("hr", "pr", "spo2", "pi", "nibp_sys", "nibp_dia", "nibp_map", "nibp_age_s",
@@ -227,7 +263,7 @@ class Trigger(_M):
     seconds into the state; then runs ``do``, logs and optionally goes to a state."""
 
     when: str | None = None
-    on_event: str | None = Field(default=None, pattern=_IDENT)
+    on_event: str | None = Field(default=None, pattern=_IDENT)  # an action or mark name (aliases accepted)
     after_s: float | None = Field(default=None, ge=0)
     for_s: float = Field(default=0.0, ge=0)
     once: bool = True
@@ -239,6 +275,17 @@ class Trigger(_M):
     @classmethod
     def _when(cls, v: str | None) -> str | None:
         return v if v is None else _check_condition(v)
+
+    @field_validator("on_event")
+    @classmethod
+    def _event(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = canonical(v)
+        if v not in _ACTION_TAGS and v not in MARKS:
+            raise ValueError(f"unknown event {v!r}; an action ({', '.join(sorted(_ACTION_TAGS - {'mark'}))}) "
+                             f"or a mark ({', '.join(MARKS)})")
+        return v
 
     @model_validator(mode="after")
     def _one_cause(self):
@@ -292,6 +339,14 @@ class Expected(_M):
     @classmethod
     def _after(cls, v: str) -> str:
         return v if v == "start" else _check_condition(v)
+
+    @field_validator("action")
+    @classmethod
+    def _trainee_action(cls, v: str) -> str:
+        v = canonical(v)
+        if v not in TRAINEE_ACTIONS:
+            raise ValueError(f"unknown trainee action {v!r}; choose one of: {', '.join(TRAINEE_ACTIONS)}")
+        return v
 
 
 class Patient(_M):
@@ -469,7 +524,7 @@ def parse(data: dict[str, Any], where: str = "<scenario>") -> Scenario:
         # drop the union tag pydantic puts after a list index of actions
         loc = _loc(tuple(p for i, p in enumerate(raw)
                          if not (i >= 2 and isinstance(raw[i - 1], int) and raw[i - 2] in ("timeline", "do")
-                                 and isinstance(p, str) and p in _ACTION_TAGS)))
+                                 and isinstance(p, str) and p in _UNION_TAGS)))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -485,8 +540,10 @@ def parse(data: dict[str, Any], where: str = "<scenario>") -> Scenario:
 _ACTION_TAGS = {
     "start_infusion", "set_rate", "pause_infusion", "resume_infusion", "stop_infusion", "bolus", "labetalol",
     *TREATMENTS, *DEVICE_EVENTS, "set_nibp_interval", "set", "trend", "set_rhythm", "artefact", "goto", "log", "mark",
-    "function-after[_dose_or_rate(), StartInfusion]",
 }
+# pydantic names a model with an "after" validator this way in the error location of a
+# tagged union; ``parse`` drops it from the field path like the action tags
+_UNION_TAGS = {*_ACTION_TAGS, "function-after[_dose_or_rate(), StartInfusion]"}
 
 
 def load_file(path: str | Path) -> Scenario:

@@ -162,8 +162,10 @@ def test_new_alarm_sounds_through_an_audio_pause():
 
 def test_phase_change_clears_rules_that_do_not_apply():
     h = Harness(phase="infusion", baseline=(110, 70, 70, 98))
-    rise = float(tier("sbp_rise", "infusion", "low")["limit"])
-    h.nibp(0, sys=110 + rise + 1, dia=75, mean=95)
+    low = tier("sbp_rise", "infusion", "low")
+    rise = float(low["limit"])
+    for k in range(low.get("confirm", 1)):  # the advisory may wait for a repeat reading
+        h.nibp(300 * k, sys=110 + rise + 1, dia=75, mean=95)
     assert h.priority("sbp_rise") == "low"
     ev = h.e.set_phase("recovery", at(10))
     assert [e.kind for e in ev if e.rule == "sbp_rise"] == ["alarm_cleared"]
@@ -364,3 +366,47 @@ def test_spo2_module_absent_is_signal_loss_and_classes_are_kept_apart():
     assert [a.rule for a in h.e.active("physiological")] == ["sbp_high"]
     h.status(int(med) + 3, "module_absent", active=False, param="spo2")
     assert h.alarm("spo2_lost") is None
+
+
+def test_spo2_loss_counts_through_a_pulse_search_after_the_probe_is_back():
+    """Masimo: sensor off (status + dashes), then the probe is back but the oximeter searches
+    (status ends, dashes go on). 'No SpO2 > spo2_lost_high_s while infusing' counts the
+    whole time without a value; the alarm ends with the first valid SpO2."""
+    st = STD["settings"]
+    med, high = num(st["spo2_lost_medium_s"]), num(st["spo2_lost_high_s"])
+    h = Harness(phase="infusion", infusing=True)
+    h.reading(0, "spo2", 97)
+    h.status(1, "probe_off", active=True)
+    off_until = high - 5  # the probe is back before the high threshold...
+    for s in range(1, int(off_until)):
+        h.reading(s, "spo2", None, valid=False, flags=("sensor_off",))
+    h.status(off_until, "probe_off", active=False)
+    assert h.alarm("spo2_lost") is not None, "still no SpO2 value: the alarm stays"
+    for s in range(int(off_until), int(high) + 5):  # ...but the search lasts past it
+        h.reading(s, "spo2", None, valid=False, flags=("pulse_search",))
+    assert h.priority("spo2_lost") == "high"
+    assert [e.to_priority for e in h.events if e.kind == "alarm_escalated" and e.rule == "spo2_lost"] == ["high"]
+    h.reading(high + 5, "spo2", 96)
+    assert h.alarm("spo2_lost") is None
+    assert h.kinds("spo2_lost") == ["alarm_raised", "alarm_escalated", "alarm_cleared"]
+    assert med < off_until
+
+
+def test_escalation_events_name_the_new_limit_and_its_source_tag():
+    h = Harness(phase="infusion")
+    med = tier("spo2_low", "infusion", "medium")
+    hi = next(t for t in ladder("spo2_low")["tiers"] if "infusion" in t["phases"] and t["priority"] == "high"
+              and "delay_s" not in t)  # "any < 80": no delay
+    for s in range(0, int(num(med["delay_s"])) + 1):
+        h.reading(s, "spo2", float(med["limit"]) - 1)
+    assert h.priority("spo2_low") == "medium"
+    h.reading(30, "spo2", float(hi["limit"]) - 1)
+    esc = [e for e in h.events if e.kind == "alarm_escalated" and e.rule == "spo2_low"]
+    assert esc[-1].to_priority == "high"
+    assert f"{float(hi['limit']):g}" in esc[-1].reason and hi["source"] in esc[-1].reason
+    t = tier("sbp_high", "infusion", "medium")
+    h2 = Harness(phase="infusion")
+    for k in range(t["escalate_after"]):
+        h2.nibp(300 * k, sys=float(t["limit"]) + 2, dia=80, mean=110)
+    esc = [e for e in h2.events if e.kind == "alarm_escalated" and e.rule == "sbp_high"]
+    assert "consecutive" in esc[-1].reason and t["source"] in esc[-1].reason

@@ -3,7 +3,8 @@
 Uses ``simulators.api.generate(scenario, driver, seed, duration_s)`` and
 ``chairside.drivers.get_driver``; the engine is ticked on its own 1 Hz clock (the
 simulator skips empty chunks, e.g. while the cable is disconnected). The scenario's
-timeline gives the phases: infusion from t=0 for ``over_min``, then recovery.
+timeline gives the phases: infusion from its start for ``over_min`` (or, for a rate, until
+the timeline's ``stop_infusion``), then recovery.
 """
 
 from __future__ import annotations
@@ -23,16 +24,29 @@ def _driver_available(name: str) -> bool:
     return importlib.util.find_spec(f"chairside.drivers.{name.replace('-', '_')}") is not None
 
 
-def run_scenario(scenario: str, seed: int, duration_s: float, driver: str = "ge-s5", profile: str = "standard"):
-    """Feed a scenario through a driver into the engine. Returns (events, readings) with each
-    reading as (sim_s, Reading) and each event carrying its mono (= sim seconds)."""
+def _infusion_window(sc) -> tuple[float | None, float | None]:
+    """(start, end) of the infusion from the scenario's timeline: a dose over a time, or a
+    rate until the timeline's stop_infusion (else to the end of the scenario)."""
+    start = next((a for a in sc.timeline if a.action == "start_infusion"), None)
+    if start is None:
+        return None, None
+    t_start = float(start.t)
+    if start.over_min is not None:
+        return t_start, t_start + 60.0 * float(start.over_min)
+    stop = next((a for a in sc.timeline if a.action == "stop_infusion" and float(a.t) > t_start), None)
+    return t_start, float(stop.t) if stop is not None else float(sc.duration_s)
+
+
+def run_scenario(scenario, seed: int, duration_s: float, driver: str = "ge-s5", profile: str = "standard",
+                 sim_out: list | None = None):
+    """Feed a scenario (a name or a Scenario) through a driver into the engine. Returns
+    (events, readings) with each reading as (sim_s, Reading) and each event carrying its
+    mono (= sim seconds). ``sim_out`` receives the Simulation (its patient, its log)."""
     from chairside.drivers import get_driver
 
-    sc = sim_api.load_scenario(scenario)
+    sc = scenario if isinstance(scenario, sim_api.Scenario) else sim_api.load_scenario(scenario)
     t0 = sim_api.DEFAULT_START
-    start = next((a for a in sc.timeline if a.action == "start_infusion"), None)
-    t_start = float(start.t) if start is not None else None
-    t_end = t_start + 60.0 * float(start.over_min) if start is not None else None
+    t_start, t_end = _infusion_window(sc)
     e = AlarmEngine(load_profile(profile), t0=t0)
     p = sc.patient
     e.set_baseline(p.sbp, p.dbp, p.hr, p.spo2)
@@ -57,7 +71,7 @@ def run_scenario(scenario: str, seed: int, duration_s: float, driver: str = "ge-
             events.extend(e.set_infusing(False, at(t_end)))
 
     advance(0.0)
-    for s, data in sim_api.generate(scenario, driver, seed, duration_s):
+    for s, data in sim_api.generate(sc, driver, seed, duration_s, sim=sim_out):
         while clock + 1.0 < s:  # keep time moving through gaps in the data
             clock += 1.0
             advance(clock)
@@ -89,22 +103,52 @@ def _phys_medium_or_high(events) -> list:
     return out
 
 
-@pytest.mark.slow
-def test_uneventful_raises_no_physiological_alarm_in_95_of_100_seeds():
-    """Through the infusion and the 30-min minimum recovery [C] (70 min; the BP peak is at
-    about 40 min). Counted: physiological alarms of medium or high priority (see the note
-    in the report: the low-priority rise-from-baseline advisory of table (a), dSBP >= 20,
-    fires in about a third of seeds, as the published rise distribution predicts)."""
-    quiet = 0
-    noisy = {}
+@pytest.fixture(scope="module")
+def uneventful_runs():
+    """100 seeded patients of the uneventful scenario, its whole length (infusion and
+    recovery), with the scenario's inter-individual variation and realistic noise:
+    [(seed, the patient's BP response factor, events)]."""
+    duration = float(sim_api.load_scenario("uneventful").duration_s)
+    runs = []
     for seed in range(100):
-        events, _ = run_scenario("uneventful", seed, 4200.0)
-        bad = _phys_medium_or_high(events)
-        if not bad:
-            quiet += 1
-        else:
-            noisy[seed] = sorted({(ev.rule, getattr(ev, "priority", None) or ev.to_priority) for ev in bad})
-    assert quiet >= 95, f"only {quiet}/100 seeds quiet; alarms: {noisy}"
+        got: list = []
+        events, _ = run_scenario("uneventful", seed, duration, sim_out=got)
+        runs.append((seed, got[0].individual["emax_bp"], events))
+    return runs
+
+
+def _raised(events, klass: str) -> list:
+    return [ev for ev in events if ev.kind == "alarm_raised" and ev.alarm_class == klass]
+
+
+@pytest.mark.slow
+def test_uneventful_raises_no_medium_or_high_physiological_alarm_in_95_of_100_seeds(uneventful_runs):
+    noisy = {seed: sorted({x.rule for x in _phys_medium_or_high(ev)}) for seed, _f, ev in uneventful_runs
+             if _phys_medium_or_high(ev)}
+    assert len(noisy) <= 5, f"medium/high physiological alarms in {len(noisy)}/100 seeds: {noisy}"
+
+
+@pytest.mark.slow
+def test_uneventful_patients_with_an_average_response_raise_no_alarm_at_all(uneventful_runs):
+    """No crying wolf under realistic noise: patients whose BP response is at most the
+    calibrated average (individual factor <= 1; the mean peak rise is +14/+9.5 mmHg, model
+    doc A3) raise no physiological alarm of ANY priority in >= 95 % of seeds. The alarms
+    the scenario does raise come from high responders, whose rise is real: the lognormal
+    spread reproduces the published SD (Yale 2024: +16, SD 11.2 mmHg), and table (a)'s
+    advisories (dSBP >= 20, >= 160/100) then fire in some infusions by design."""
+    average = [(seed, ev) for seed, f, ev in uneventful_runs if f <= 1.0]
+    assert len(average) >= 40  # the median lognormal factor is below 1: most patients
+    noisy = {seed: sorted({(x.rule, x.priority) for x in _raised(ev, "physiological")}) for seed, ev in average
+             if _raised(ev, "physiological")}
+    assert len(noisy) <= 0.05 * len(average), f"{len(noisy)}/{len(average)} average responders alarmed: {noisy}"
+
+
+@pytest.mark.slow
+def test_uneventful_raises_no_technical_alarm(uneventful_runs):
+    """Nothing is scripted to fail (no artefact, no data gap, NIBP on schedule)."""
+    tech = {seed: sorted({x.rule for x in _raised(ev, "technical")}) for seed, _f, ev in uneventful_runs
+            if _raised(ev, "technical")}
+    assert tech == {}
 
 
 @pytest.mark.parametrize("driver", ["ge-s5", "hl7"])
@@ -155,3 +199,18 @@ def test_cable_disconnect_raises_no_data():
     nd = [ev for ev in events if ev.rule == "no_data" and ev.kind in ("alarm_raised", "alarm_escalated")]
     assert nd and nd[0].kind == "alarm_raised" and nd[0].priority == "medium" and nd[0].mono >= 1800
     assert any(ev.kind == "alarm_escalated" and ev.to_priority == "high" for ev in nd)
+
+
+def test_probe_off_alarm_ends_when_spo2_is_back_not_when_the_probe_is_reattached():
+    """probe-off through the Masimo driver: the probe is put back 300 s after the dashes
+    (probe-off.toml), the oximeter then searches for a pulse with dashes still shown; the
+    technical alarm ends with the first valid SpO2, and never became a desaturation."""
+    got: list = []
+    events, readings = run_scenario("probe-off", 0, 1300.0, driver="masimo", sim_out=got)
+    cleared = [ev for ev in events if ev.kind == "alarm_cleared" and ev.rule == "spo2_lost"]
+    assert len(cleared) == 1
+    back = next(s for s, r in readings if r.param == "spo2" and r.valid and r.value is not None and s > 950)
+    assert cleared[0].mono == pytest.approx(back)
+    reattached = next(e.t for e in got[0].events if e.kind == "artefact_end" and e.detail == "probe_off")
+    assert cleared[0].mono > reattached  # the pulse search in between still counted as no SpO2
+    assert not [ev for ev in _raised(events, "physiological") if ev.param == "spo2"]

@@ -189,3 +189,21 @@ def test_hl7_final_nibp_failure_is_sent_as_missing_values():
     missing = [r for r in nibp if r.value is None]
     assert [r.device_time for r in missing] == [sim.wall_time(f.t) for f in final]
     assert all(not r.valid for r in missing)
+
+
+@pytest.mark.parametrize("driver", ["ge-s5", "masimo", "hl7"])
+def test_probe_off_dashes_decode_as_missing_never_zero(driver):
+    """probe-off.toml: the probe comes off at 900 s and is put back 300 s after the dashes;
+    every protocol carries the dashes as a missing SpO2 / PR (value None, not valid), never
+    as a saturation or rate of 0, while the ECG HR goes on."""
+    sim = Simulation("probe-off", 1, driver, record=True)
+    drv = get_driver(driver)
+    out = drv.feed(sim.advance(1150))
+    readings = _readings(out)
+    dashes = [r for r in readings if r.param in ("spo2", "pr")
+              and sim.wall_time(910) <= r.device_time <= sim.wall_time(1150)]
+    assert dashes and all(r.value is None and not r.valid for r in dashes)
+    assert not [r for r in readings if r.param in ("spo2", "pr") and r.value == 0]
+    if driver != "masimo":  # a pulse oximeter has no ECG
+        hr = [r for r in readings if r.param == "hr" and r.device_time >= sim.wall_time(910)]
+        assert hr and all(r.valid and r.value > 0 for r in hr)

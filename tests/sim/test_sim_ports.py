@@ -213,6 +213,21 @@ def test_scenarios_command_lists_the_ten(capsys):
                  "nausea-vomiting", "probe-off", "nibp-failures", "tachyarrhythmia", "chronic-pain-4h"):
         assert name in out
     assert "trains:" in out and "2 h 20 min" in out
+    assert "expects: pause_infusion, nibp_stat, call_prescriber" in out  # hypertensive-surge.toml [[expected]]
+
+
+def test_scenarios_json_lists_states_and_expected_actions(capsys):
+    import json
+    import tomllib
+
+    from simulators.scenario import SCENARIO_DIR
+
+    assert main(["scenarios", "--json"]) == 0
+    rows = {d["name"]: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    for name, row in rows.items():
+        raw = tomllib.loads((SCENARIO_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+        assert row["states"] == list(raw.get("states", {}))
+        assert row["expected_actions"] == list(dict.fromkeys(e["action"] for e in raw.get("expected", [])))
 
 
 @pytest.mark.e2e

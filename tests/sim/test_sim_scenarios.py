@@ -52,7 +52,13 @@ BAD = [
     (GOOD + "[[triggers]]\nwhen = \"true.foo >= 3\"\n", "triggers[0].when", "unknown value true.foo"),
     (GOOD + "[[triggers]]\nwhen = \"sbp is high\"\n", "triggers[0].when", "cannot read"),
     (GOOD + "[[triggers]]\non_event = \"pause_infusion\"\ngoto = \"nowhere\"\n", "triggers[0].goto", "no state named"),
-    (GOOD + "[[triggers]]\nwhen = \"true.sbp > 1\"\non_event = \"x\"\n", "triggers[0]", "exactly one"),
+    (GOOD + "[[triggers]]\nwhen = \"true.sbp > 1\"\non_event = \"reassure\"\n", "triggers[0]", "exactly one"),
+    (GOOD + "[[triggers]]\non_event = \"pause_infussion\"\n", "triggers[0].on_event",
+     "unknown event 'pause_infussion'"),
+    (GOOD + "[[expected]]\nid = \"a\"\naction = \"pause_infussion\"\nwithin_s = 60\n", "expected[0].action",
+     "unknown trainee action 'pause_infussion'"),
+    (GOOD + "[[expected]]\nid = \"a\"\naction = \"set_rhythm\"\nwithin_s = 60\n", "expected[0].action",
+     "unknown trainee action 'set_rhythm'"),
     (GOOD + "[states.a]\ntrends = [ { param = \"mood\", to = 1 } ]\n", "states.a.trends[0].param", "emax_scale"),
     (GOOD + "[[expected]]\nid = \"a\"\naction = \"pause_infusion\"\nwithin_s = 0\n", "expected[0].within_s",
      "greater than 0"),
@@ -244,10 +250,10 @@ def test_triggers_of_a_state_left_in_the_same_step_do_not_fire(tmp_path):
 initial_state = "a"
 [states.a]
   [[states.a.triggers]]
-  on_event = "go"
+  on_event = "reassure"
   goto = "b"
   [[states.a.triggers]]
-  on_event = "go"
+  on_event = "reassure"
   goto = "c"
 [states.b]
   [[states.b.triggers]]
@@ -259,7 +265,7 @@ initial_state = "a"
     path.write_text(text)
     sim = Simulation(load_file(path), 1, driver=None)
     sim.advance(3)
-    sim.inject("go")
+    sim.inject("reassure")
     assert sim.state == "b"
     sim.advance(10)
     notes = [(e.t, e.detail) for e in sim.events if e.kind == "note"]

@@ -308,6 +308,8 @@ class AlarmEngine:
 
         self._t_nodata = self._tech["no_data"]
         self._t_lost = self._tech["spo2_lost"]
+        self._lost_kinds: set[str] = set()  # SpO2-lost device conditions now active
+        self._spo2_missing = False  # the latest SpO2 reading was a missing value
         self._imp_rank = PRIORITY_RANK[tech.implausible.priority]
         self._hot: dict[str, tuple] = {}
         self._phase = phase
@@ -523,7 +525,8 @@ class AlarmEngine:
             else:
                 self._pending.pop(ld, None)
         ld.last = v
-        reason = "" if best is None else f"beyond the {_NAMES[rank]} limit {_fmt(best.limit)} for {_fmt(best.delay)} s"
+        reason = "" if best is None else (f"beyond the {_NAMES[rank]} limit {_fmt(best.limit)} for "
+                                          f"{_fmt(best.delay)} s {best.source}")
         self._apply(ld, best, rank, v, reason, now, mono, out)
 
     def _eval_disc(self, ld: _LadderState, v: float, now: datetime, mono: float, out: list) -> None:
@@ -539,12 +542,14 @@ class AlarmEngine:
                     r = t.esc_rank if (t.esc_after and n >= t.esc_after) else t.rank
                     if r > rank:
                         best, rank = t, r
+                        # the limit and its source tag go into the reason: AlarmEscalated
+                        # has no fields of its own for them
                         if r != t.rank:
-                            reason = f"{n} consecutive readings {ld.rule.op} {_fmt(t.limit)}"
+                            reason = f"{n} consecutive readings {ld.rule.op} {_fmt(t.limit)} {t.source}"
                         elif t.confirm > 1:
-                            reason = f"{n} consecutive readings {ld.rule.op} {_fmt(t.limit)} (confirmed)"
+                            reason = f"{n} consecutive readings {ld.rule.op} {_fmt(t.limit)} {t.source} (confirmed)"
                         else:
-                            reason = f"beyond the {_NAMES[r]} limit {_fmt(t.limit)}"
+                            reason = f"beyond the {_NAMES[r]} limit {_fmt(t.limit)} {t.source}"
             else:
                 consec[i] = 0
         ld.last = v
@@ -730,6 +735,7 @@ class AlarmEngine:
             self._flush_nibp(now, mono, out)
         if v is None or not reading.valid or (reading.flags and self._flag_invalid(reading.flags)):
             if p == "spo2":
+                self._spo2_missing = True
                 self._spo2_lost(now, mono, out)
             elif not nibp:
                 self._drop(p, now, mono, out)
@@ -752,6 +758,7 @@ class AlarmEngine:
         if imp is not None and imp.alarm is not None:
             self._tech_clear(imp.name, "plausible value", now, mono, out, v)
         if p == "spo2":
+            self._spo2_missing = False
             ts = self._t_lost
             if ts.since is not None or ts.alarm is not None:
                 self._tech_clear("spo2_lost", "SpO2 signal back", now, mono, out, v)
@@ -792,12 +799,19 @@ class AlarmEngine:
             self._flush_nibp(now, mono, out)
         if kind in self._lost_status and (status.param in (None, "spo2")):
             if status.active:
+                self._lost_kinds.add(kind)
                 self._spo2_lost(now, mono, out)
             else:
-                ts = self._tech["spo2_lost"]
-                ts.since = None
-                if ts.alarm is not None:
-                    self._tech_clear("spo2_lost", f"{kind} ended", now, mono, out)
+                self._lost_kinds.discard(kind)
+                # the condition ends with the device's report only if SpO2 values are not
+                # still missing (a probe put back goes on showing dashes while the oximeter
+                # searches for a pulse): then the next valid SpO2 ends it, and the time
+                # without SpO2 keeps counting towards the high priority
+                if not self._lost_kinds and not self._spo2_missing:
+                    ts = self._tech["spo2_lost"]
+                    ts.since = None
+                    if ts.alarm is not None:
+                        self._tech_clear("spo2_lost", f"{kind} ended", now, mono, out)
         return out
 
     def on_observation(self, obs: ObservationRecorded, now: datetime) -> list:
