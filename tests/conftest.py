@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests never write to the user's own folders: the diagnostic log and the session folder go
+# to a temporary folder (inherited by the subprocesses the tests start), and no user config
+# file is read.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="chairside-tests-"))
+os.environ.setdefault("CHAIRSIDE_LOG_DIR", str(_SCRATCH / "log"))
+for _var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+    os.environ[_var] = str(_SCRATCH / _var.lower())
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

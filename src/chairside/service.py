@@ -106,7 +106,7 @@ STATUS_TILES = {  # DeviceStatus kind -> tiles it explains when they are missing
     "probe_off": ("spo2", "pr"), "no_sensor": ("spo2", "pr"), "sensor_off": ("spo2", "pr"),
     "pulse_search": ("spo2", "pr"), "nibp_failed": ("nibp",),
 }
-MACHINE_KINDS = ALARM_EVENT_KINDS | {"device_status", "readings_recorded"}
+MACHINE_KINDS = ALARM_EVENT_KINDS | {"device_status", "readings_recorded", "training"}
 
 
 def _reason_from_flags(flags: Iterable[str]) -> str:
@@ -284,6 +284,11 @@ class MonitorService:
     def link(self) -> Any:
         return self._link
 
+    @property
+    def raw_capture(self) -> Any:
+        """The ``--raw`` tee (a CaptureWriter) the link writes every received chunk to, or None."""
+        return self._raw_capture
+
     def stop(self) -> None:
         """Stop the link and the service thread; commit buffered readings (the session stays open)."""
         self._stop.set()
@@ -316,7 +321,10 @@ class MonitorService:
     def _run(self) -> None:
         next_tick = self.clock.monotonic() + self.tick_s
         while not self._stop.is_set():
-            timeout = max(0.0, next_tick - self.clock.monotonic())
+            # a simulated clock may run faster than the wall (its ``rate``): wait in wall
+            # seconds, so the alarm ticks keep to about one per second of the session clock
+            rate = getattr(self.clock, "rate", 1.0) or 1.0
+            timeout = max(0.0, next_tick - self.clock.monotonic()) / max(rate, 1.0)
             try:
                 batch = self._inbox.get(timeout=min(timeout, self.tick_s))
             except queue.Empty:
@@ -353,7 +361,7 @@ class MonitorService:
         """Process one batch from the link (stored, alarmed, then published)."""
         with self._lock:
             events = self._process(list(batch))
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, events)
 
     def _process(self, batch: list[Any]) -> list[Any]:
@@ -428,6 +436,17 @@ class MonitorService:
         out.extend(self._store_all(self._engine_call("on_device_status", s, now)))
         return out
 
+    def _current_readings(self) -> list[Reading]:
+        """The latest valid reading of each parameter that is not stale yet (NIBP: its whole set)."""
+        now = self.clock.now()
+        out: list[Reading] = []
+        for p, r in self._latest_valid.items():
+            cadence = self.data.nibp_cadence_s if p.startswith("nibp") else self.data.continuous_cadence_s
+            t = r.receive_time or now
+            if (now - t).total_seconds() <= self.data.stale_factor * cadence:
+                out.append(r)
+        return out
+
     def _note_reading(self, r: Reading) -> None:
         t = r.receive_time or self.clock.now()
         prev = self._latest_valid.get(r.param)
@@ -480,7 +499,13 @@ class MonitorService:
                 preview = None
         else:
             preview = None
-        stored = self.store.append(ev)
+        try:
+            stored = self.store.append(ev)
+        except StateError as exc:  # the session file refused it: nothing written, the file stays good
+            if clinical or ev.kind in CLINICAL_EVENT_KINDS:
+                raise CommandRefused(str(exc)) from None
+            log.warning("the session file refused a machine event (not recorded): %s", exc)
+            return ev
         if preview is not None:
             if preview.last_seq == stored.seq:
                 self.state = preview
@@ -503,13 +528,19 @@ class MonitorService:
             self._timeline.append(TimelineItem(seq=ev.seq, t=ev.t, kind=ev.kind, author=ev.author,
                                                text=text, priority=prio))
 
-    def _publish(self, snap: Snapshot, events: list[Any]) -> None:
+    def _snapshot_for_subscribers(self) -> Snapshot | None:
+        """The snapshot to publish; not built when nobody subscribes (a headless replay)."""
+        return self._build_snapshot() if self._subs else None
+
+    def _publish(self, snap: Snapshot | None, events: list[Any]) -> None:
         for ev in events:
             for cb in list(self._event_subs):
                 try:
                     cb(ev)
                 except Exception:  # noqa: BLE001
                     log.exception("event subscriber failed")
+        if snap is None:
+            return
         for cb in list(self._subs):
             try:
                 cb(snap)
@@ -526,7 +557,7 @@ class MonitorService:
                 self._applied(tick())
             except Exception:  # noqa: BLE001
                 log.exception("store tick failed")
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, events)
 
     # ------------------------------------------------------------------ commands
@@ -544,7 +575,7 @@ class MonitorService:
                     stored.extend(self._store_all(ev))
                 else:
                     stored.append(self._store(ev, clinical=ev.kind in CLINICAL_EVENT_KINDS))
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, stored)
         return stored
 
@@ -613,8 +644,11 @@ class MonitorService:
             self._timeline.clear()
             self._timeline_add(sf.opened)
             self._new_engine()  # alarms start with the record
-            snap = self._build_snapshot()
-        self._publish(snap, [sf.opened])
+            # the values on screen when the session is opened go into the record and through the
+            # new engine: a 205/125 seen at check-in must not vanish from the alarm bar on "open"
+            carried = self._process(self._current_readings())
+            snap = self._snapshot_for_subscribers()
+        self._publish(snap, [sf.opened, *carried])
         log.info("session opened: %s (protocol %s)", target, self.protocol_name)
         return target
 
@@ -672,7 +706,7 @@ class MonitorService:
                     self._note_reading(r)
             except Exception:  # noqa: BLE001
                 log.exception("resume: reading the readings failed")
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, [])
         log.info("session resumed: %s", p)
 
@@ -952,7 +986,7 @@ class MonitorService:
             stored: list[Any] = list(parts[0])
             for extra in parts[1:]:
                 stored.extend(self._store_all(extra))
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, stored)
         return stored
 
@@ -1006,6 +1040,11 @@ class MonitorService:
             text, _ = _describe(state.current(seq))
             out.append(TimelineItem(seq=seq, t=ev.t, kind=ev.kind, author=ev.author, text=text))
         return out
+
+    def recorded_events(self) -> list[Any]:
+        """Every event of the open session in order, readings groups left out (lock-free)."""
+        ev = self.state.events
+        return [ev[k] for k in sorted(ev)]
 
     def event(self, seq: int) -> Any:
         """The current (amended) version of a recorded entry (lock-free)."""
@@ -1152,9 +1191,110 @@ class MonitorService:
             except Exception as exc:  # noqa: BLE001
                 log.error("closing the session file: %r", exc)
                 raise CommandRefused(f"closing the session file: {exc}") from None
-            snap = self._build_snapshot()
+            snap = self._snapshot_for_subscribers()
         self._publish(snap, [])
         return stored[0]
+
+    # ------------------------------------------------------------------ training
+    def record_training(self, *, source: str, action: str, detail: str = "", sim_t: float | None = None,
+                        args: Mapping[str, Any] | None = None, author: str = "SIM") -> Any:
+        """Record one entry of a training run's log (``chairside.training``): what the
+        scenario, the simulated devices or the instructor did. Refused with no open session."""
+        from chairside.domain.events import TrainingEvent
+
+        self._need_session()
+        return self._command(lambda now: [TrainingEvent(
+            t=now, author=author, source=source, action=action, detail=detail,  # type: ignore[arg-type]
+            sim_t=sim_t, args=dict(args or {}))])[0]
+
+    # ------------------------------------------------------------------ replay
+    # ``chairside.replay`` drives these on a ManualClock set to the recorded times; the
+    # console's keys never reach them. Readings and device status of a replay go through
+    # ``feed`` like a live link's; what the engine raises on them is recomputed, not copied.
+    def replay_open(self, opened: SessionOpened, *, path: Path | str | None = None,
+                    protocol: str | None = None) -> Any:
+        """Begin the record of a replay with a copy of the recorded ``session_opened`` (a new
+        session id; ``protocol`` overrides the template). ``path``: a new session file; None
+        keeps the replay in memory."""
+        from chairside.domain.protocol import load_template
+        from chairside.store import SessionFile, SessionFileError
+
+        with self._lock:
+            if self.state.session is not None:
+                raise CommandRefused("a session is already open")
+            name = protocol or opened.protocol
+            try:
+                self.template = load_template(name)
+            except ValueError as exc:
+                raise CommandRefused(str(exc)) from None
+            self.protocol_name = name
+            self._mono_origin = self.clock.monotonic()
+            first = opened.model_copy(update={
+                "seq": -1, "t": self.clock.now(), "mono": 0.0, "session_id": uuid.uuid4().hex[:12],
+                "protocol": name, "app_version": _version()})
+            if path is None:
+                self.store = MemoryStore()
+                stored = self.store.append(first)
+            else:
+                try:
+                    sf = SessionFile.create(Path(path), first, self.clock)
+                except (SessionFileError, OSError) as exc:
+                    raise CommandRefused(str(exc)) from None
+                self.store = GuardedStore(sf, Path(path))
+                self.store._events = 1
+                stored = sf.opened
+            self.state = apply(EMPTY_STATE, stored)
+            self._timeline.clear()
+            self._timeline_add(stored)
+            self._new_engine()
+            snap = self._snapshot_for_subscribers()
+        self._publish(snap, [stored])
+        return stored
+
+    def replay_event(self, ev: Any) -> list[Any]:
+        """Re-apply one recorded event at the clock's (recorded) time.
+
+        A clinical event is stored again as it was (new sequence number, same author and
+        content) and the alarm engine hears of it as it did live (baseline, phase, infusion
+        running or not, observations). A staff member's acknowledgement or audio pause is
+        given to the engine again, which records it on the recomputed alarms. The engine's
+        own alarm events and readings are not copied (they are recomputed from ``feed``).
+        Raises CommandRefused when the state refuses the event.
+        """
+        kind = ev.kind
+        with self._lock:
+            now = self.clock.now()
+            stored: list[Any] = []
+            if kind in CLINICAL_EVENT_KINDS:
+                copy = ev.model_copy(update={"seq": -1, "mono": 0.0})
+                first = self._store(copy, clinical=True)
+                stored.append(first)
+                for name, args in _engine_hooks(first):
+                    stored.extend(self._store_all(self._engine_call(name, *args, now)))
+                if kind == "baseline_recorded":
+                    self.engine.set_baseline(first.sbp, first.dbp, first.hr, first.spo2)
+            elif kind == "alarm_acknowledged" and ev.by:
+                target = ev.alarm_id if any(a.id == ev.alarm_id for a in self.engine.active()) else None
+                if target is None:  # recomputed under other limits: the same rule's alarm, if any
+                    target = next((a.id for a in self.engine.active()
+                                   if a.rule == ev.rule and not a.acknowledged), None)
+                if target is not None:
+                    stored.extend(self._store_all(self._engine_call("acknowledge", target, ev.by, now)))
+            elif kind == "training":  # a training run's log: kept with the replay, no engine call
+                stored.append(self._store(ev.model_copy(update={"seq": -1, "mono": 0.0})))
+            elif kind == "alarm_silenced" and ev.by and ev.mode == "audio_paused":
+                stored.extend(self._store_all(self._engine_call("pause_audio", ev.by, now, ev.duration_s)))
+            snap = self._snapshot_for_subscribers()
+        self._publish(snap, stored)
+        return stored
+
+    def replay_assume_infusing(self) -> list[Any]:
+        """A raw capture carries no infusion record: let the engine treat the replay as
+        infusing (the replay's note and phase change say so)."""
+        with self._lock:
+            stored = self._store_all(self._engine_call("set_infusing", True, self.clock.now()))
+        self._publish(None, stored)
+        return stored
 
     # ------------------------------------------------------------------ snapshot
     def snapshot(self) -> Snapshot:
@@ -1434,6 +1574,27 @@ def _dose_numbers(template: Any, weight: float, *, dose: float | None = None,
         raise CommandRefused(str(exc)) from None
     return {"rate_mg_kg_h": r.mg_kg_h, "rate_mg_h": r.mg_h, "rate_ml_h": r.ml_h, "total_mg": total}
 
+def _engine_hooks(ev: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The alarm-engine calls a recorded clinical event made when it was first recorded
+    (``now`` is appended by the caller); the commands above make the same calls."""
+    kind = ev.kind
+    if kind == "phase_changed":
+        return [("set_phase", (ev.to_phase,))]
+    if kind == "infusion_started":
+        return [("set_phase", ("infusion",)), ("set_infusing", (True,))]
+    if kind in ("infusion_paused",):
+        return [("set_infusing", (False,))]
+    if kind == "infusion_resumed":
+        return [("set_infusing", (True,))]
+    if kind == "infusion_stopped":
+        return [("set_infusing", (False,)), ("set_phase", ("recovery",))]
+    if kind == "observation_recorded":
+        return [("on_observation", (ev,))]
+    if kind == "discharge_assessed" and ev.discharged:
+        return [("set_infusing", (False,))]
+    return []
+
+
 def _describe(ev: Any) -> tuple[str, str | None]:
     """One line for the timeline, and the priority colour (None for clinical entries)."""
     k = ev.kind
@@ -1471,7 +1632,10 @@ def _describe(ev: Any) -> tuple[str, str | None]:
     if k == "note":
         return f"Note: {ev.text}", None
     if k == "amendment":
-        return f"Amendment of #{ev.target_seq}: {ev.reason}", None
+        rep = ", ".join(f"{k} → {_n(v)}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        else f"{k} → {v!r}"
+                        for k, v in (ev.replacement or {}).items())
+        return f"Amendment of #{ev.target_seq}" + (f" ({rep})" if rep else "") + f": {ev.reason}", None
     if k == "discharge_assessed":
         if ev.discharged:
             ov = f" — OVERRIDE: {ev.override_reason}" if ev.override_reason else ""
@@ -1494,6 +1658,10 @@ def _describe(ev: Any) -> tuple[str, str | None]:
         st = ev.status
         word = st.kind.replace("_", " ")
         return (f"Device: {word}" + ("" if st.active else " ended") + (f" ({st.detail})" if st.detail else "")), None
+    if k == "training":
+        who = {"instructor": "Instructor", "scenario": "Scenario", "device": "Sim device",
+               "trainee": "Trainee"}.get(ev.source, "Sim")
+        return f"{who}: {ev.action.replace('_', ' ')}" + (f" — {ev.detail}" if ev.detail else ""), None
     return k, None
 
 

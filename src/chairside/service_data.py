@@ -46,6 +46,7 @@ class ConsoleData:
     flash_medium_hz: float
     bell_repeat_s: dict[str, float]
     bell_pulses: dict[str, int]
+    bell_pulse_gap_s: float
     checklist: tuple[ChecklistItem, ...]
     interventions: tuple[InterventionItem, ...]
     routes: tuple[str, ...]
@@ -84,6 +85,7 @@ def load_console_data(path: Path | None = None) -> ConsoleData:
         flash_medium_hz=_num(doc, "flash", "medium_hz", p),
         bell_repeat_s={k: _num(doc, "bell", f"{k}_repeat_s", p) for k in ("high", "medium", "low")},
         bell_pulses={k: int(_num(doc, "bell", f"{k}_pulses", p)) for k in ("high", "medium", "low")},
+        bell_pulse_gap_s=_num(doc, "bell", "pulse_gap_s", p),
         checklist=tuple(ChecklistItem(**i) for i in doc["checklist"]["items"]),
         interventions=tuple(InterventionItem(**i) for i in doc["interventions"]["items"]),
         routes=tuple(doc["interventions"].get("routes", ())),

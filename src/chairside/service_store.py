@@ -18,6 +18,7 @@ from typing import Any
 
 from chairside.domain.events import CLINICAL_EVENT_KINDS
 from chairside.domain.readings import Reading
+from chairside.domain.state import StateError
 from chairside.service_model import StoreStatus
 
 log = logging.getLogger("chairside.service.store")
@@ -108,6 +109,8 @@ class GuardedStore:
                 self._events += 1
                 self._check_file_degraded()
                 return stored if stored is not None else event
+            except StateError:
+                raise  # the file refused this one event (it contradicts the record): the disk is fine
             except Exception as exc:  # noqa: BLE001 - any write failure: keep monitoring
                 self._fail(f"append {getattr(event, 'kind', '?')}", exc)
         assert self.memory is not None

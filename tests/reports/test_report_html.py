@@ -266,3 +266,27 @@ def test_no_injection_from_any_recorded_text():
     p = _parse(html)
     assert "script" not in p.tags and "img" not in p.tags
     assert len(p.rows) == len(events)
+
+
+def test_bp_table_names_phases_as_the_chart_does(iv, iv_html):
+    """Each NIBP row says pre-dose / dosing / recovery (the chart's words), not the internal keys;
+    the phase follows from the script: start at 10 min, stop at 54 min."""
+    _, inp = iv
+    sec = iv_html[iv_html.index("<h2>Blood pressure readings</h2>"):]
+    sec = sec[:sec.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", sec, re.S)[1:]
+    assert len(rows) == len(inp["nibps"])
+    for row, (m, _s, _d) in zip(rows, inp["nibps"]):
+        want = "pre-dose" if m < 10 else "dosing" if m < 54 else "recovery"
+        assert f"<td>{want}</td>" in row, (m, row)
+    assert "pre_infusion" not in sec
+
+
+def test_printout_has_a_signature_block(iv_html):
+    """21 CFR 11.50 as the design bar: a signed printout shows the printed name, the date and
+    time, and the meaning of the signature (limits-protocols-alarms.md (e))."""
+    block = iv_html[iv_html.index('id="signatures"'):]
+    block = block[:block.index("</table>")]
+    for head in ("Signature", "Printed name", "Date and time", "Meaning"):
+        assert f"<th>{head}" in block
+    assert block.count("<tr>") >= 2

@@ -190,6 +190,39 @@ def test_high_bp_alarm_acknowledged_is_recorded(svc, clock, tmp_path):
     assert svc.snapshot().audio_priority is None
 
 
+def test_audio_pause_with_nothing_sounding_keeps_recording_to_the_file(svc, clock, tmp_path):
+    # Found at the chair: "s" after every alarm was acknowledged (or before any alarm) made
+    # the file refuse the engine's event and the whole session fell back to memory.
+    path = opened(svc, clock, tmp_path)
+    svc.feed(nibp(clock, 128, 80) + cont(clock))
+    svc.pause_audio(by="AB")
+    assert svc.snapshot().device.store.state == "ok"
+    note = svc.add_note(author="AB", text="after the audio pause")
+    assert svc.snapshot().device.store.state == "ok"
+    assert not any("IN MEMORY" in n for n in svc.snapshot().notices)
+    on_disk = events_on_disk(path)
+    assert any(e.kind == "note" and e.seq == note.seq and e.text == "after the audio pause" for e in on_disk)
+    assert verify(path).ok
+
+
+def test_an_alarm_seen_before_the_session_is_opened_carries_into_the_record(svc, clock, tmp_path):
+    # Found at the chair: 205/125 at check-in raised *** on screen; opening the session
+    # started a fresh engine and the alarm bar went blank until the next NIBP.
+    high_sbp = min(t["limit"] for lad in _limits()["ladder"] if lad["name"] == "sbp_high"
+                   for t in lad["tiers"] if t["priority"] == "high" and "pre_infusion" in t["phases"])
+    svc.feed(nibp(clock, high_sbp + 25, 80) + cont(clock))
+    assert any(a.param == "nibp_sys" and a.priority == "high" for a in svc.snapshot().alarms)
+    clock.advance(30)
+    path = opened(svc, clock, tmp_path)
+    assert any(a.param == "nibp_sys" and a.priority == "high" for a in svc.snapshot().alarms)
+    on_disk = events_on_disk(path)
+    raised = [e for e in on_disk if e.kind == "alarm_raised" and e.param == "nibp_sys"]
+    assert raised and raised[0].value == high_sbp + 25
+    stored = [r for e in on_disk if e.kind == "readings_recorded" for r in e.readings if r.param == "nibp_sys"]
+    assert [r.value for r in stored] == [high_sbp + 25]  # the value the alarm is about is in the file
+    assert verify(path).ok
+
+
 def test_probe_off_is_missing_with_a_reason_not_a_zero(svc, clock):
     svc.feed(cont(clock))
     t = clock.now()

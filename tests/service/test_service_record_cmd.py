@@ -24,8 +24,9 @@ def _run(*args, timeout=60):
 @pytest.mark.slow
 def test_record_writes_a_verifiable_file_and_prints_alarms(tmp_path):
     session = tmp_path / "rec.chairside"
+    # --duration counts the session clock: 40 simulated minutes, 8 s of wall time at x300
     r = _run("record", "--port", "sim://hypertensive-surge?driver=ge-s5&seed=7&speed=300", "--driver", "ge-s5",
-             "--session", str(session), "--duration", "8", "--weight", "80", "--staff", "AB")
+             "--session", str(session), "--duration", "2400", "--weight", "80", "--staff", "AB")
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert any("***" in ln or "ESCALATED" in ln for ln in lines), r.stderr

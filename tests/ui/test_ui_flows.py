@@ -272,6 +272,10 @@ async def test_amendment(rig):
     am = next(e for e in evs if e.kind == "amendment")
     assert am.target_seq == note.seq and am.replacement == {"text": "gave 4 mg ondansetron"}
     assert any(e.kind == "note" and e.text == "gave 4mg ondansetorn" for e in evs)
+    # the timeline shows both: the original as written, and the amendment with the correction
+    texts = [it.text for it in rig.svc.snapshot().timeline]
+    assert any("gave 4mg ondansetorn" in t for t in texts)
+    assert any(t.startswith(f"Amendment of #{note.seq}") and "gave 4 mg ondansetron" in t for t in texts)
 
 
 async def test_alarm_acknowledge(rig):
@@ -365,3 +369,128 @@ async def test_palette_opens_an_action(rig):
         await submit(pilot, confirm=False)
         assert app.screen is not dlg, (dlg.query_one("#f-text").value, str(dlg.query_one("#dialog-error").content))
     assert any(e.kind == "note" and e.text == "patient asleep" for e in rig.events())
+
+
+async def test_typing_goes_where_the_nurse_types_not_into_the_initials(rig):
+    # Found at the chair: every form opened with the cursor in the prefilled "Your initials",
+    # so a typed rate replaced the initials. Keys only here, no set_field.
+    rig.open()
+    rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    app = rig.app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.pause()
+        dlg = app.screen
+        await pilot.press(*"0.5", "tab", *"BP rising")
+        await submit(pilot)
+        assert app.screen is not dlg, str(dlg.query_one("#dialog-error").content)
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.pause()
+        await pilot.press(*"nausea")
+        await submit(pilot)
+        assert app.snapshot.infusion.state == "paused"
+    change = next(e for e in rig.events() if e.kind == "infusion_rate_changed")
+    assert change.author == "AB" and change.rate_mg_kg_h == pytest.approx(0.5) and change.reason == "BP rising"
+    paused = next(e for e in rig.events() if e.kind == "infusion_paused")
+    assert paused.author == "AB" and paused.reason == "nausea"
+
+
+async def test_amend_offers_only_the_fields_of_the_chosen_entry(rig):
+    rig.open()
+    note = rig.svc.add_note(author="AB", text="pt resting")
+    app = rig.app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        dlg = app.screen
+        assert dlg.focused is dlg.query_one("#f-target")  # not the prefilled initials
+        set_field(dlg, "target", note.seq)
+        await pilot.pause()
+        await pilot.pause()
+        field = dlg.query_one("#f-field")
+        assert field.value == "text"  # a note has one field to correct: chosen for the nurse
+        offered = [v for _label, v in field._options if isinstance(v, str)]
+        assert offered == ["text"]  # not the 26 fields of every kind of entry
+
+
+async def test_flash_rates_and_bell_bursts_follow_the_console_data_file(rig):
+    """High flashes at high_hz, medium at medium_hz (app timer, not terminal blink); the bell
+    rings a burst of high_pulses on a new high alarm and again after high_repeat_s."""
+    import tomllib
+    from pathlib import Path
+
+    doc = tomllib.loads((Path(__file__).resolve().parents[2] / "src/chairside/data/console.toml").read_text())
+    rig.open()
+    rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    rig.clock.advance(600)
+    rig.svc.feed(nibp(rig.clock, 210, 118))  # >= 200/120 while infusing: high
+    assert rig.svc.snapshot().audio_priority == "high"
+    app = rig.app(flash=True, bell=True)
+    rung = []
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.bell = lambda: rung.append(rig.clock.monotonic())  # count terminal bells
+        app._last_bell_priority = None
+        app._last_bell_mono = None
+        bar = app.monitor.query_one("AlarmBar")
+        phases = []
+        for _ in range(40):  # drive the app's timer by hand, one tick at a time
+            app._on_timer()
+            phases.append((bar._high_on, bar._medium_on))
+
+        def half_period_s(seq):
+            runs, n = [], 1
+            for a, b in zip(seq, seq[1:]):
+                if a == b:
+                    n += 1
+                else:
+                    runs.append(n)
+                    n = 1
+            inner = runs[1:]  # the first run may be cut
+            assert inner and len(set(inner)) == 1, runs
+            return inner[0] * app._timer_s
+
+        assert half_period_s([h for h, _ in phases]) == pytest.approx(1 / (2 * doc["flash"]["high_hz"]))
+        assert half_period_s([m for _, m in phases]) == pytest.approx(1 / (2 * doc["flash"]["medium_hz"]))
+        await pilot.pause(doc["bell"]["high_pulses"] * doc["bell"]["pulse_gap_s"] + 0.3)
+        assert len(rung) == doc["bell"]["high_pulses"]  # one burst so far
+        rig.clock.advance(doc["bell"]["high_repeat_s"] - 1)
+        app._on_timer()
+        await pilot.pause(0.1)
+        assert len(rung) == doc["bell"]["high_pulses"]  # not yet due
+        rig.clock.advance(1)
+        app._on_timer()
+        await pilot.pause(doc["bell"]["high_pulses"] * doc["bell"]["pulse_gap_s"] + 0.3)
+        assert len(rung) == 2 * doc["bell"]["high_pulses"]
+
+
+async def test_start_screen_resumes_an_open_session_file(tmp_path):
+    first = Rig(tmp_path)
+    first.open()
+    first.svc.add_note(author="AB", text="before the restart")
+    first.svc.shutdown()  # the console was closed with the session still open
+    again = Rig(tmp_path)
+    try:
+        app = again.app(show_start=True)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert type(screen).__name__ == "StartScreen"
+            set_field(screen, "resume_path", str(first.path))
+            await pilot.press("f3")
+            await settle(pilot)
+            assert type(app.screen).__name__ == "MonitorScreen"
+            snap = app.snapshot
+            assert snap.session.open and snap.session.patient_id == "P-001"
+            assert any("before the restart" in it.text for it in snap.timeline)
+            await pilot.press("n")
+            await pilot.pause()
+            await pilot.press(*"after the restart")
+            await submit(pilot, confirm=False)
+        texts = [e.text for e in first.events() if e.kind == "note"]
+        assert texts == ["before the restart", "after the restart"]
+    finally:
+        again.svc.shutdown()

@@ -11,6 +11,11 @@ A new file is opened with the given patient ID and weight (without ``--weight`` 
 weight is recorded as not given: 70 kg, source "stated", and a note says so); an existing
 file is resumed. At the end (``--duration`` reached, or Ctrl-C) the session is closed.
 Exit 0; 2 on bad usage (unknown driver or protocol, unusable session file).
+
+With a ``sim://`` port the session runs on the simulator's clock (its times match the
+simulated physiology at any ``speed``), served on 127.0.0.1 and read through pyserial;
+``speed=max`` steps it in process as fast as it goes (``--duration`` then counts simulated
+seconds, and is required).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patient", default="HEADLESS", help="pseudonymous patient ID for a new file")
     parser.add_argument("--weight", type=float, help="patient weight in kg for a new file")
     parser.add_argument("--staff", default="SYS", help="initials recorded as the author")
+    parser.add_argument("--raw", type=Path, metavar="FILE",
+                        help="also keep every received byte with its receive time (a raw capture, "
+                             "for `chairside replay`); an existing capture gets a new segment")
     parser.add_argument("--quiet", action="store_true", help="no summary line at the end")
 
 
@@ -55,9 +63,23 @@ def alarm_line(ev: Any) -> str | None:
     return None
 
 
+def open_raw_capture(path: Path | None, driver: str, port: str, clock: Any) -> Any:
+    """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
+    if path is None:
+        return None
+    from chairside.cli import UsageError
+    from chairside.transport import CaptureError, CaptureWriter
+
+    try:
+        return CaptureWriter(path, driver=driver, start=clock.now(), port=port,
+                             monotonic_origin=clock.monotonic())
+    except (CaptureError, OSError) as exc:
+        raise UsageError(f"--raw {path}: {exc}".splitlines()[0]) from None
+
+
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     from chairside.cli import UsageError
-    from chairside.commands.run import load_settings_or_usage
+    from chairside.commands.run import load_settings_or_usage, sim_port_options, simulated_monitor
     from chairside.diagnostics import setup_diagnostics
     from chairside.domain.clock import WallClock
     from chairside.service import CommandRefused, MonitorService
@@ -65,15 +87,38 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     err = out or sys.stderr
     settings = load_settings_or_usage()
     setup_diagnostics(getattr(settings, "log_dir", None))
-    if args.port.startswith("sim://"):
-        import simulators
-
-        simulators.register()
-    clock = WallClock()
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError("--duration must be > 0 seconds")
+    clock: Any = WallClock()
+    port = args.port
+    sim_run = None
+    in_process = False
+    duration = args.duration
+    scenario = seed = None
+    if port.startswith("sim://"):
+        # the simulated monitor runs on its own clock: every time stamp matches the physiology
+        opts = sim_port_options(port)
+        if opts["driver"] != args.driver:
+            raise UsageError(f"--driver {args.driver} but the port says driver={opts['driver']}")
+        in_process = opts["speed"] == float("inf")
+        if opts["duration"] is not None:
+            duration = opts["duration"] if duration is None else min(duration, opts["duration"])
+        if in_process and duration is None:
+            raise UsageError("speed=max needs a duration (--duration S or duration= in the port URL)")
+        sim_run = simulated_monitor(opts["scenario"], args.driver, opts["seed"], opts["speed"], noise=opts["noise"],
+                                    start=opts["start"], served=not in_process)
+        clock, scenario, seed = sim_run.clock, sim_run.scenario.name, sim_run.seed
+        port = "" if in_process else sim_run.port_url
+    raw = open_raw_capture(getattr(args, "raw", None), args.driver, port or args.port, clock)
     try:
-        svc = MonitorService(clock=clock, port=args.port, driver=args.driver, protocol=args.protocol,
-                             settings=settings, simulated=args.port.startswith("sim://"))
+        svc = MonitorService(clock=clock, port=port, driver=args.driver, protocol=args.protocol,
+                             settings=settings, simulated=sim_run is not None, scenario=scenario, sim_seed=seed,
+                             raw_capture=raw)
     except (CommandRefused, ValueError) as exc:
+        if raw is not None:
+            raw.close()
+        if sim_run is not None:
+            sim_run.stop()
         raise UsageError(str(exc).splitlines()[0]) from None
 
     def on_event(ev: Any) -> None:
@@ -94,18 +139,31 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
                 svc.add_note(author=args.staff, text=f"headless recording: weight not given "
                                                      f"({PLACEHOLDER_WEIGHT_KG:g} kg recorded as a placeholder)")
     except CommandRefused as exc:
+        if sim_run is not None:
+            sim_run.stop()
         raise UsageError(str(exc)) from None
     svc.start()
     reason = "recording ended"
     try:
-        end = None if args.duration is None else time.monotonic() + args.duration
-        while end is None or time.monotonic() < end:
-            time.sleep(0.2 if end is None else max(0.0, min(0.2, end - time.monotonic())))
-        reason = f"record: {args.duration:g} s reached"
+        if in_process:
+            from chairside.training import InProcessMonitor
+
+            InProcessMonitor(sim_run, svc, raw=raw).run(duration)
+        else:
+            # the session clock: wall time for a monitor, simulated time for the simulator
+            end = None if duration is None else clock.monotonic() + duration
+            while end is None or clock.monotonic() < end:
+                time.sleep(0.2 if end is None else max(0.01, min(0.2, (end - clock.monotonic()) /
+                                                                  (sim_run.speed if sim_run else 1.0))))
+        reason = f"record: {duration:g} s reached" if duration is not None else reason
     except KeyboardInterrupt:
         reason = "record: interrupted"
     finally:
+        if sim_run is not None:
+            sim_run.stop()  # the simulated monitor first: its clock stops with it
         svc.stop()
+        if raw is not None:
+            raw.close()
         snap = svc.snapshot()
         try:
             svc.close_session(author=args.staff, reason=reason)

@@ -31,6 +31,7 @@ from chairside.domain.events import (
     ReadingsRecorded,
     SessionClosed,
     SessionOpened,
+    TrainingEvent,
 )
 
 __all__ = [
@@ -39,5 +40,5 @@ __all__ = [
     "DischargeAssessed", "DriverOutput", "Event", "EventAdapter", "InfusionPaused",
     "InfusionRateChanged", "InfusionResumed", "InfusionStarted", "InfusionStopped",
     "InterventionGiven", "NoteAdded", "ObservationRecorded", "Param", "PhaseChanged", "Reading",
-    "ReadingsRecorded", "SessionClosed", "SessionOpened",
+    "ReadingsRecorded", "SessionClosed", "SessionOpened", "TrainingEvent",
 ]

@@ -259,6 +259,22 @@ class DischargeAssessed(_EventBase):
     discharged: bool = False
 
 
+class TrainingEvent(_EventBase):
+    """The record of a simulated training run: what the scenario and the simulated devices
+    did, what the instructor did, and the debrief's expectations (listed at the start,
+    opened when their condition held, met by a trainee action). ``sim_t`` is simulated
+    seconds since the scenario began (None before it began). Authors: ``SIM`` (the
+    simulator), ``INS`` (the instructor)."""
+
+    kind: Literal["training"] = "training"
+    author: str = "SIM"
+    source: Literal["scenario", "device", "instructor", "trainee", "sim"] = "sim"
+    action: str
+    detail: str = ""
+    sim_t: float | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class SessionClosed(_EventBase):
     kind: Literal["session_closed"] = "session_closed"
     reason: str = ""
@@ -287,6 +303,7 @@ Event = Annotated[
         NoteAdded,
         Amendment,
         DischargeAssessed,
+        TrainingEvent,
         SessionClosed,
     ],
     Field(discriminator="kind"),

@@ -419,6 +419,9 @@ def _rebuild(state: SessionState) -> SessionState:
 # ---------------------------------------------------------------------------- alarms
 
 
+GLOBAL_SILENCE_IDS = frozenset({"*", "audio"})  # alarm ids of silences that name no alarm
+
+
 def _alarm_step(alarms: Mapping[str, AlarmState], ev: Any, seq: int) -> Mapping[str, AlarmState]:
     aid = ev.alarm_id
     cur = alarms.get(aid)
@@ -432,6 +435,10 @@ def _alarm_step(alarms: Mapping[str, AlarmState], ev: Any, seq: int) -> Mapping[
         )
         return _freeze({**alarms, aid: new})
     if cur is None:
+        if isinstance(ev, AlarmSilenced) and (aid in GLOBAL_SILENCE_IDS or aid.startswith("off:")):
+            # the audio paused or off for every alarm ("*", "audio"), or an alarm turned off
+            # by rule ("off:<rule>"): a record of the staff's action, no alarm of its own
+            return alarms
         raise StateError(f"{_label(ev, seq)}: unknown alarm {aid!r}")
     if isinstance(ev, AlarmEscalated):
         if not cur.open:
@@ -578,6 +585,8 @@ def apply(state: SessionState, event: Event) -> SessionState:
         return replace(base, devices=_freeze({**state.devices, key: ev}))
     if kind == "note":
         return replace(base, note_seqs=(*state.note_seqs, seq))
+    if kind == "training":  # a training run's own record: kept, changes nothing clinical
+        return base
     if kind == "amendment":
         _check_amendment(state, ev, seq)
         amends = dict(state.amendments)

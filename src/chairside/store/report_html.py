@@ -60,7 +60,7 @@ from chairside.store.report_common import (
     tget,
     vital_series,
 )
-from chairside.store.report_svg import Mark, render_chart
+from chairside.store.report_svg import _PHASE_LABEL, Mark, render_chart
 
 CSS = """
 @page { size: auto; margin: 12mm 11mm 16mm 11mm; }
@@ -95,6 +95,9 @@ figure.chart { margin: 1mm 0 2mm 0; break-inside: avoid; page-break-inside: avoi
 figure.chart svg { width: 100%; height: auto; display: block; }
 figcaption { font-size: 8pt; color: #333; }
 section { break-inside: auto; }
+table.dense th, table.dense td { font-size: 8pt; padding: 0.4mm 0.8mm; }
+table.sign { margin-top: 4mm; }
+table.sign td { height: 10mm; }
 .eventlog td { font-size: 7.5pt; padding: 0.3mm 1mm; }
 .eventlog tr.readings td { font-size: 6.8pt; color: #222; }
 .eventlog td.seq { text-align: right; white-space: nowrap; }
@@ -329,7 +332,7 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
         from chairside.store.report_common import phase_at
         for b in bps:
             w(f"<tr><td>{fmt_time(b.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, b.t)))}</td>"
-              f"<td>{_e(phase_at(spans, b.t) or '')}</td>"
+              f"<td>{_e(_PHASE_LABEL.get(phase_at(spans, b.t) or '', phase_at(spans, b.t) or ''))}</td>"
               f"<td class='num'>{_e(fmt_num(b.sys))}/{_e(fmt_num(b.dia))} ({_e(fmt_num(b.map))})</td>"
               f"<td class='num'>{near('hr', b.t)}</td><td class='num'>{near('pr', b.t)}</td><td class='num'>{near('spo2', b.t)}</td>"
               f"<td>{_e(b.origin)}</td><td>{b.seq}</td></tr>")
@@ -513,9 +516,10 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
     w("<section><h2>Discharge</h2>")
     dis = [(s, e) for s, e in ctx.numbered if isinstance(e, DischargeAssessed)]
     if dis:
-        w('<table><thead><tr><th>#</th><th>Time</th><th>By</th><th>Aldrete</th><th>PADSS</th><th>Vitals ±20%</th>'
-          '<th class="num">min since end</th><th>Min. recovery</th><th>Escort</th><th>Instructions</th>'
-          '<th>Criteria</th><th>Discharged</th></tr></thead><tbody>')
+        # 12 columns: smaller type and short headers, so the table fits the A4/Letter text width
+        w('<table class="dense"><thead><tr><th>#</th><th>Time</th><th>By</th><th>Aldrete</th><th>PADSS</th>'
+          '<th>Vitals ±20%</th><th class="num">min since end</th><th>Min. recov.</th><th>Escort</th>'
+          '<th>Instruc&shy;tions</th><th>Criteria</th><th>Dis&shy;charged</th></tr></thead><tbody>')
         for s, e in dis:
             ald = ", ".join(f"{k} {v}" for k, v in e.aldrete.items())
             pad = ", ".join(f"{k} {v}" for k, v in e.padss.items())
@@ -542,6 +546,10 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
     closed = [e for _, e in ctx.numbered if isinstance(e, SessionClosed)]
     if closed:
         w(f"<p>Session closed at {fmt_time(closed[-1].t, True)} UTC" + (f": {_e(closed[-1].reason)}" if closed[-1].reason else "") + ".</p>")
+    # a filed printout is signed by hand: printed name, date and time, and what the signature means
+    w('<table class="sign" id="signatures"><thead><tr><th>Signature</th><th>Printed name</th><th>Role</th>'
+      '<th>Date and time</th><th>Meaning (e.g. reviewed, administered, discharged)</th></tr></thead><tbody>'
+      + '<tr><td>&nbsp;</td><td></td><td></td><td></td><td></td></tr>' * 2 + "</tbody></table>")
     w("</section>")
 
     # ---------------------------------------------------------------- full event log

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.widgets import Select
+
 from chairside.ui.form_dialog import Field, FormDialog, FormError
 
 AMENDABLE_FIELDS = {
@@ -35,6 +37,7 @@ class AmendDialog(FormDialog):
     def fields(self):
         entries = [e for e in self.service.amendable_events() if e.kind in AMENDABLE_FIELDS][:40]
         opts = [(f"#{e.seq} {e.t:%H:%M} {e.text[:60]}", e.seq) for e in entries]
+        self._kinds = {e.seq: e.kind for e in entries}
         fields = sorted({f for fs in AMENDABLE_FIELDS.values() for f in fs})
         return [
             Field("author", "Your initials", default=self.user, required=True),
@@ -43,6 +46,19 @@ class AmendDialog(FormDialog):
             Field("value", "Correct value", required=True),
             Field("reason", "Reason", required=True),
         ]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """Offer only the fields the chosen entry has (a note has a text, a baseline its values)."""
+        if event.select.id != "f-target":
+            return
+        kind = getattr(self, "_kinds", {}).get(event.value)
+        names = AMENDABLE_FIELDS.get(kind or "", ())
+        if not names:
+            return
+        field = self.query_one("#f-field", Select)
+        field.set_options([(n, n) for n in names])
+        if len(names) == 1:
+            field.value = names[0]
 
     def _replacement(self, v: dict[str, Any]) -> dict[str, Any]:
         ev = self.service.event(v["target"])

@@ -28,13 +28,15 @@ from chairside.ui.monitor_screen import KEYS, MonitorScreen
 class ChairsideApp(App[None]):
     CSS_PATH = "chairside.tcss"
     TITLE = "Chairside"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+                Binding("ctrl+t", "instructor", "Instructor", show=False)]
 
     def __init__(self, service: Any, clock: Any, settings: Any = None, *, flash: bool = True,
                  bell: bool | None = None, show_start: bool | None = None,
                  start_defaults: dict[str, Any] | None = None,
                  replay_hook: Callable[[str], None] | None = None,
-                 flash_phase: tuple[bool, bool] = (True, True)) -> None:
+                 flash_phase: tuple[bool, bool] = (True, True), replay: Any = None,
+                 training: Any = None) -> None:
         super().__init__()
         self.service = service
         self.clock = clock
@@ -45,6 +47,8 @@ class ChairsideApp(App[None]):
         self.show_start = show_start
         self.start_defaults = start_defaults or {}
         self.replay_hook = replay_hook
+        self.replay = replay  # a chairside.replay.ReplayPlayer: the console is read-only
+        self.training = training  # a chairside.training.TrainingRun: instructor panel and debrief
         self.user: str = (getattr(settings, "staff_initials", None) or "").strip()
         self.snapshot: Snapshot | None = None
         self.data = console_data()
@@ -66,7 +70,13 @@ class ChairsideApp(App[None]):
 
     # ------------------------------------------------------------------ life cycle
     def on_mount(self) -> None:
-        self.push_screen(MonitorScreen(id="monitor"))
+        if self.replay is not None:
+            from chairside.ui.replay_screen import ReplayMonitorScreen
+
+            self.show_start = False
+            self.push_screen(ReplayMonitorScreen(id="monitor"))
+        else:
+            self.push_screen(MonitorScreen(id="monitor"))
         self._unsubscribe = self.service.subscribe(self._from_service)
         self._deliver(self.service.snapshot())
         self.set_interval(self._timer_s, self._on_timer, name="flash")
@@ -121,6 +131,8 @@ class ChairsideApp(App[None]):
             stored = snap.readings_stored_mono
             self.call_after_refresh(lambda: self.rendered.append((stored, self.clock.monotonic())))
         self._bell_check(snap, new=True)
+        if self.replay is not None:
+            self.refresh_replay()
 
     # ------------------------------------------------------------------ timer: flash + bell
     def _on_timer(self) -> None:
@@ -134,6 +146,21 @@ class ChairsideApp(App[None]):
                 pass
         if self.snapshot is not None:
             self._bell_check(self.snapshot, new=False)
+        if self.replay is not None and self._ticks % 2 == 0:
+            self.refresh_replay()
+
+    def refresh_replay(self) -> None:
+        """Update the replay banner from the player (attributes down)."""
+        from chairside.ui.replay_banner import ReplayBanner, ReplayStatus
+
+        p = self.replay
+        if p is None:
+            return
+        st = p.status()
+        try:
+            self.monitor.query_one(ReplayBanner).show(ReplayStatus(**st))
+        except Exception:  # noqa: BLE001 - not mounted yet
+            pass
 
     def _bell_check(self, snap: Snapshot, *, new: bool) -> None:
         prio = snap.audio_priority
@@ -147,8 +174,14 @@ class ChairsideApp(App[None]):
         if rising or due:
             self._last_bell_mono = now
             self.bells += 1
-            self.bell()
+            self._ring(self.data.bell_pulses.get(prio, 1))
         self._last_bell_priority = prio
+
+    def _ring(self, pulses: int) -> None:
+        """One burst: ``pulses`` terminal bells (high 10, medium 3, low 1 in console.toml)."""
+        self.bell()
+        for i in range(1, max(1, pulses)):
+            self.set_timer(i * self.data.bell_pulse_gap_s, self.bell)
 
     # ------------------------------------------------------------------ commands
     @property
@@ -186,6 +219,12 @@ class ChairsideApp(App[None]):
                     log_exception(f"{w.name} failed", err)
                 self.notify(f"Error: {err!r}", severity="error", timeout=8)
 
+    def _read_only(self) -> bool:
+        if self.replay is not None:
+            self.notify("Replay: read-only, the record cannot be changed", severity="warning", timeout=3)
+            return True
+        return False
+
     def _need_session(self) -> bool:
         if self.snapshot is None or not self.snapshot.session.open:
             self.notify("No session open: press F2 to open one", severity="warning", timeout=4)
@@ -193,6 +232,8 @@ class ChairsideApp(App[None]):
         return True
 
     def action_acknowledge(self) -> None:
+        if self._read_only():
+            return
         if self.snapshot is not None and not self.snapshot.alarms:
             self.notify("No active alarms", timeout=2)
             return
@@ -200,6 +241,8 @@ class ChairsideApp(App[None]):
         self.run_command("acknowledge", lambda: self.service.acknowledge(None, by=by), "Alarms acknowledged")
 
     def action_pause_audio(self) -> None:
+        if self._read_only():
+            return
         by = self.author
         self.run_command("pause_audio", lambda: self.service.pause_audio(by=by), "Alarm audio paused")
 
@@ -210,6 +253,8 @@ class ChairsideApp(App[None]):
             self.monitor.show(self.snapshot, bell=self.bell_enabled)
 
     def _open(self, screen: Screen, *, session: bool = True) -> None:
+        if self._read_only():
+            return
         if session and not self._need_session():
             return
         self.push_screen(screen)
@@ -297,14 +342,44 @@ class ChairsideApp(App[None]):
 
         self._open(CloseSessionDialog())
 
+    # ------------------------------------------------------------------ training
+    def action_instructor(self) -> None:
+        """The instructor panel (training runs only; the trainee is told not to press it)."""
+        if self.training is None:
+            return
+        from chairside.ui.instructor_panel import InstructorPanel
+
+        if not isinstance(self.screen, InstructorPanel):
+            self.push_screen(InstructorPanel())
+
+    def show_debrief(self) -> None:
+        """The debrief of the training run (after the instructor ended it)."""
+        if self.training is None:
+            return
+        from chairside.ui.debrief_screen import DebriefScreen
+
+        self.push_screen(DebriefScreen(self.training.final or self.training.debrief()))
+
     def action_help(self) -> None:
         from chairside.ui.help_screen import HelpScreen
 
-        self.push_screen(HelpScreen())
+        if self.replay is not None:
+            from chairside.ui.replay_screen import REPLAY_KEYS
+
+            self.push_screen(HelpScreen(keys=REPLAY_KEYS, title="Chairside replay — keys"))
+        else:
+            self.push_screen(HelpScreen())
 
     # ------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        if self.replay is not None:
+            from chairside.ui.replay_screen import REPLAY_KEYS
+
+            for key, action, desc, _shown in REPLAY_KEYS:
+                yield SystemCommand(f"Replay: {desc}", f"key {key.split(',')[0]}",
+                                    lambda a=action: self.monitor.run_action(a))
+            return
         for key, action, desc, _shown in KEYS:
             act = action.removeprefix("app.")
             yield SystemCommand(f"{desc}", f"key {key.split(',')[0].replace('question_mark', '?')}",
@@ -322,6 +397,9 @@ def create_app(service: Any, clock: Any, settings: Any = None, **options: Any) -
     (the frozen (high_on, medium_on)), ``bell`` (overrides ``settings.bell``),
     ``show_start`` (open the start screen; default: when no session is open),
     ``start_defaults`` (prefill of the new-session form), ``replay_hook`` (called with a
-    path when the user opens a replay from the start screen).
+    path when the user opens a replay from the start screen), ``replay`` (a
+    ``chairside.replay.ReplayPlayer``: the monitor is shown read-only with the replay
+    banner and keys; pass its ``service`` and ``clock``), ``training`` (a
+    ``chairside.training.TrainingRun``: instructor panel key and debrief at the end).
     """
     return ChairsideApp(service, clock, settings, **options)

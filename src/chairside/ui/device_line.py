@@ -11,7 +11,7 @@ from textual.widgets import Static
 from chairside.service_model import DeviceLine
 
 STORE_TEXT = {"none": "NOT RECORDING (no session)", "ok": "recording", "degraded": "DEGRADED",
-              "memory": "IN MEMORY ONLY", "closed": "closed"}
+              "memory": "IN MEMORY ONLY", "closed": "closed", "replay": "replay (read-only)"}
 
 
 class DeviceLineView(Static):

@@ -46,9 +46,12 @@ class DischargeScreen(FormDialog):
     def intro(self) -> str:
         t = self.service.template
         d = t.discharge
+        rule = d.score_rule
+        parts = ([f"Aldrete ≥ {d.aldrete_min}"] if "aldrete" in rule else []) + (
+            [f"PADSS ≥ {d.padss_min}"] if "padss" in rule else [])
+        scores = (" or " if "_or_" in rule else " and ").join(parts) or rule.replace("_", " ")
         return (f"{t.title}: minimum recovery {t.recovery.tagged('min_minutes')} min from "
-                f"{t.recovery.counted_from.replace('_', ' ')}; {d.score_rule.replace('_', ' ')} "
-                f"(Aldrete ≥ {d.aldrete_min}, PADSS ≥ {d.padss_min}); vitals within "
+                f"{t.recovery.counted_from.replace('_', ' ')}; {scores}; vitals within "
                 f"{d.tagged('vitals_within_pct')} % of baseline; escort.")
 
     def on_mount(self) -> None:

@@ -153,12 +153,29 @@ class FormDialog(ModalScreen[Any]):
         self.call_after_refresh(self._focus_first)
 
     def _focus_first(self) -> None:
-        names = [self.first_focus] if self.first_focus else [f.name for f in self.fields() if not f.hidden]
+        """Focus where the nurse has to type: the first empty text/number/choice field, never
+        the prefilled initials (typing a rate there used to replace the initials)."""
+        names = [self.first_focus] if self.first_focus else self._focus_order()
         for name in names[:1]:
             try:
                 self.query_one(f"#f-{name}").focus()
             except Exception:  # noqa: BLE001
                 pass
+
+    def _focus_order(self) -> list[str]:
+        shown = [f for f in self.fields() if not f.hidden]
+        empty: list[str] = []
+        for f in shown:
+            if f.kind == "checkbox":
+                continue
+            try:
+                v = self.query_one(f"#f-{f.name}").value  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                continue
+            if v is Select.NULL or (isinstance(v, str) and not v.strip()):
+                empty.append(f.name)
+        rest = [f.name for f in shown if not (f.name == "author" and f.default)]
+        return empty + rest + [f.name for f in shown]
 
     # -- values --------------------------------------------------------------------------
     def reveal(self, name: str) -> None:

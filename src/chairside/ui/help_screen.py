@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from chairside.service_data import console_data
 from chairside.ui.monitor_screen import KEYS
 
 GENERAL = (
@@ -22,21 +23,39 @@ GENERAL = (
 )
 
 
+_KEY_NAMES = {"question_mark": "?", "full_stop": ".", "comma": ",", "equals_sign": "=", "plus": "+",
+              "minus": "-"}
+
+
+def _key_text(keys: str) -> str:
+    return " / ".join(_KEY_NAMES.get(k, k) for k in keys.split(","))
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,h,f1", "dismiss", "Close")]
 
+    def __init__(self, keys: tuple[tuple[str, str, str, bool], ...] | None = None,
+                 title: str = "Chairside — keys") -> None:
+        super().__init__()
+        self.key_rows = KEYS if keys is None else keys
+        self.title_text = title
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help", classes="dialog"):
-            yield Label("Chairside — keys", id="dialog-title")
+            yield Label(self.title_text, id="dialog-title")
             rows = []
-            for key, _action, desc, _shown in KEYS:
-                rows.append(f"  {key.replace(',', ' / ').replace('question_mark', '?'):<22} {desc}")
+            for key, _action, desc, _shown in self.key_rows:
+                rows.append(f"  {_key_text(key):<22} {desc}")
             rows.append("")
             for key, desc in GENERAL:
                 rows.append(f"  {key:<22} {desc}")
             rows.append("")
-            rows.append("Alarms: *** high (red, flashing 2 Hz) · ** medium (yellow, 0.5 Hz) · * low (cyan).")
-            rows.append("High physiological alarms latch until acknowledged. Audio pause lasts 2 min.")
+            data = console_data()
+            rows.append(f"Alarms: *** high (red, flashing {data.flash_high_hz:g} Hz) · ** medium (yellow, "
+                        f"{data.flash_medium_hz:g} Hz) · * low (cyan).")
+            pause_s = getattr(getattr(getattr(self.app, "service", None), "engine", None), "_audio_pause_s", None)
+            pause = f" Audio pause lasts {pause_s / 60:g} min." if isinstance(pause_s, (int, float)) else ""
+            rows.append("High physiological alarms latch until acknowledged." + pause)
             rows.append("NIBP shows how many minutes old it is and dims when stale; '---' means missing,")
             rows.append("with the reason shown under it (never a zero).")
             yield Static("\n".join(rows), id="help-text", markup=False)

@@ -37,6 +37,8 @@ class InfusionPanel(Static):
             mlh = f"{inf.rate_ml_h:.1f} mL/h" if inf.rate_ml_h is not None else "--"
             lines.append(f"{rate} = {mlh}")
             lines.append(f"given {inf.delivered_mg:.1f} mg = {inf.delivered_mg_kg:.3f} mg/kg")
+            if inf.state == "paused":
+                lines.append("p: resume infusion")
         if bp is None:
             lines.append("next BP: not scheduled")
         elif bp <= 0:

@@ -53,8 +53,12 @@ KEYS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
+# shorter footer labels, so the whole footer (up to "? Help") fits 80 columns
+FOOTER_LABELS = {"p": "Pause"}
+
+
 class MonitorScreen(Screen):
-    BINDINGS = [Binding(k, a, d, show=s) for k, a, d, s in KEYS]
+    BINDINGS = [Binding(k, a, FOOTER_LABELS.get(k, d), show=s) for k, a, d, s in KEYS]
 
     def compose(self) -> ComposeResult:
         yield SessionHeader()
@@ -81,6 +85,15 @@ class MonitorScreen(Screen):
     def on_resize(self) -> None:
         self.set_class(self.size.height >= 36, "-tall")
         self.set_class(self.size.width >= 120, "-wide")
+        try:  # narrow terminals: a compact footer, so "d Discharge" and "? Help" stay visible
+            footer = self.query_one(Footer)
+            footer.compact = self.size.width < 110
+            palette = self.size.width >= 100
+            if footer.show_command_palette != palette:
+                footer.show_command_palette = palette
+                footer.refresh(recompose=True)
+        except NoMatches:
+            pass
 
     def show(self, snap: Snapshot, *, bell: bool = True) -> None:
         """Hand the snapshot down to every widget (each re-renders only what changed)."""

@@ -21,7 +21,8 @@ class SessionHeader(Static):
         if s.open or s.closed:
             elapsed = (snap.now - s.opened_at).total_seconds() if s.opened_at else None
             who = f"{s.patient_id} {s.weight_kg:g} kg" if s.weight_kg else s.patient_id
-            text = (f"{PHASE_TEXT.get(s.phase, s.phase)} {duration(elapsed)} · {who} · {s.protocol}"
+            # the clock is the session's (since opened), not the phase's: say so
+            text = (f"{PHASE_TEXT.get(s.phase, s.phase)} · session {duration(elapsed)} · {who} · {s.protocol}"
                     + (" · CLOSED" if s.closed else ""))
         else:
             text = "No session open — F2: new session · readings are shown, not recorded"

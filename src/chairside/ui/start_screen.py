@@ -108,6 +108,11 @@ class StartScreen(FormDialog):
         if not path:
             self.show_error("Type the path of the session file or raw capture to replay.")
             return
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            self.show_error(f"{path}: no such file")
+            return
         self.dismiss(None)
         hook(path)
 
@@ -125,7 +130,8 @@ class StartScreen(FormDialog):
                                 weight_source=v["weight_source"] or "measured",
                                 weight_confirmed_by=v.get("weight_confirmed_by") or None,
                                 protocol=v.get("protocol"), staff=staff,
-                                path=(getattr(self.app, "start_defaults", {}) or {}).get("path"))
+                                path=(getattr(self.app, "start_defaults", {}) or {}).get("path"),
+                                training=bool((getattr(self.app, "start_defaults", {}) or {}).get("training")))
         svc.complete_checklist(
             author=staff[0], contraindications={i.key: v[f"ci_{i.key}"] for i in console_data().checklist},
             hours_fasted=v.get("hours_fasted"), escort_confirmed=v["escort"], consent=v["consent"])

@@ -96,7 +96,9 @@ class TrendChart(Widget):
                 chars[r][c] = SYMBOLS[p]
                 styles[r][c] = f"trend--{p}"
         text = Text(no_wrap=True, overflow="crop")
-        labels = {0: hi, plot_h // 2: (hi + lo) / 2, plot_h - 1: lo}
+        # each label is the value its row stands for (with an even number of rows the middle
+        # row is not the midpoint of the scale)
+        labels = {r: hi - r * (hi - lo) / max(1, plot_h - 1) for r in (0, plot_h // 2, plot_h - 1)}
         for r in range(plot_h):
             lab = f"{labels[r]:>3.0f} " if r in labels else " " * LABEL_W
             text.append(lab[:LABEL_W], style=self._st("trend--axis"))

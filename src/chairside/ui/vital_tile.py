@@ -24,7 +24,8 @@ class VitalTile(Vertical):
     def __init__(self, key: str, label: str, unit: str, **kwargs) -> None:
         super().__init__(id=f"tile-{key}", classes="tile", **kwargs)
         self.key = key
-        self.border_title = f"{label} {unit}"
+        self.title_text = f"{label} {unit}"
+        self.border_title = self.title_text
         self._last: tuple | None = None
 
     def compose(self) -> ComposeResult:
@@ -60,7 +61,9 @@ class VitalTile(Vertical):
         if self.key == "nibp" and (tile.low2 is not None or tile.high2 is not None):
             lim = f"{lim} / {limits(tile.low2, tile.high2)}"
         mark = marker(tile.alarm)
-        self.border_subtitle = (f"{mark} " if mark else "") + (f"lim {lim}" if lim else "")
+        # the marker goes with the name (the limits need the width of a narrow tile)
+        self.border_title = self.title_text + (f" {mark}" if mark else "")
+        self.border_subtitle = f"lim {lim}" if lim else ""
         self.remove_class(*_STATE_CLASSES)
         if tile.value is None:
             self.add_class("-missing")

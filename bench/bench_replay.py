@@ -1,0 +1,74 @@
+"""Replay benchmark: ``chairside replay FILE --headless --speed max`` on a 4-hour session.
+
+    .venv/bin/python bench/bench_replay.py [--quick]
+
+Builds a 4-hour session file of the chronic-pain scenario (Masimo, one line a second: SpO2,
+PR and PI every second; the simulator's bytes through the driver into the monitoring
+service on simulated time) and a 4-hour raw capture of the same, then runs the command in a
+fresh process five times each and prints the medians: wall time of the whole command
+(start-up included), the replay's own time, and the peak memory (max RSS) it reports.
+Target: under 2 s for the 4-hour session (over 7,200 x real time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "replay"))
+
+from replay_kit import record, write_capture  # noqa: E402
+
+TARGET_S = 2.0
+
+
+def run(path: Path, runs: int) -> tuple[list[float], list[dict]]:
+    walls, outs = [], []
+    for _ in range(runs):
+        a = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "chairside.cli", "replay", str(path), "--headless", "--speed",
+                            "max", "--json"], capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - a)
+        outs.append(json.loads(p.stdout))
+    return walls, outs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="20 simulated minutes, one run")
+    args = ap.parse_args()
+    hours, runs = (1 / 3, 1) if args.quick else (4.0, 5)
+    with tempfile.TemporaryDirectory() as d:
+        session = Path(d) / "long.chairside"
+        cap = Path(d) / "long.raw"
+        a = time.perf_counter()
+        record(session, scenario="chronic-pain-4h", driver="masimo", seed=11, duration_s=hours * 3600)
+        built = time.perf_counter() - a
+        write_capture(cap, "chronic-pain-4h", "masimo", 11, hours * 3600)
+        print(f"bench_replay: {hours:g} h of chronic-pain-4h (masimo, 1 line/s); session file "
+              f"{session.stat().st_size / 1e6:.1f} MB built in {built:.1f} s; capture {cap.stat().st_size / 1e6:.1f} MB")
+        for label, path in (("session file", session), ("raw capture ", cap)):
+            walls, outs = run(path, runs)
+            inner = statistics.median(o["wall_s"] for o in outs)
+            rss = statistics.median(o["peak_rss_mib"] for o in outs)
+            med = statistics.median(walls)
+            o = outs[0]
+            alarms = sum(o["alarms_recomputed"].values())
+            print(f"{label}  {o['readings']:7d} readings, {alarms} alarms recomputed, {o['differences']} differences; "
+                  f"command median {med:.2f} s wall (replay {inner:.2f} s) = {o['duration_s'] / med:,.0f}x real time; "
+                  f"peak memory {rss:.0f} MiB  runs {[round(w, 2) for w in walls]}")
+            if label.startswith("session") and not args.quick:
+                verdict = "meets the target" if med < TARGET_S else "BELOW TARGET"
+                print(f"4 h session: {med:.2f} s (target < {TARGET_S:g} s, ratio {TARGET_S / med:.2f}): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""``chairside debrief FILE [--format md|jsonl] [--out PATH]``: the debrief of any session
+file (a training run scored against its scenario; any other session: its timeline and the
+time to acknowledge each alarm).
+
+Owns: the options and output of ``debrief``. Prints to stdout unless ``--out``. Exit 0; 2
+when FILE is not a readable session file (one line saying what and where).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", type=Path, help="session file")
+    parser.add_argument("--format", choices=["md", "jsonl"], default="md", help="markdown (default) or JSON lines")
+    parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from chairside.cli import UsageError
+    from chairside.debrief import load_debrief, render
+
+    if not args.file.exists():
+        raise UsageError(f"{args.file}: no such file")
+    try:
+        d = load_debrief(args.file)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    text = render(d, args.format)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+    return 0

@@ -1,0 +1,120 @@
+"""``chairside train --scenario NAME [--seed N]``: a simulated session with instructor
+controls, ending with a debrief.
+
+Owns: the options of ``train`` and its wiring: a ``TrainingRun`` (the simulated patient,
+held at rest until the trainee starts the infusion, served as a monitor on 127.0.0.1) ->
+the normal console reading it through ``socket://`` and the driver, on simulated time ->
+the instructor panel (ctrl+t: the key the trainee is told not to press) -> the debrief
+(shown at the end, written beside the session file as ``.debrief.md`` and
+``.debrief.jsonl``, and printed as paths on exit). Exit 0; 2 on a bad scenario or options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", required=True, help="scenario name (`chairside scenarios`) or a scenario file")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
+    parser.add_argument("--driver", choices=["ge-s5", "masimo", "hl7"], default="ge-s5",
+                        help="the simulated monitor's protocol (default ge-s5)")
+    parser.add_argument("--speed", type=float, default=1.0, help="initial time scale (default 1)")
+    parser.add_argument("--session", type=Path, help="session file of the run (default: the session folder)")
+    parser.add_argument("--protocol", help="protocol template (default: from the scenario)")
+    parser.add_argument("--initials", help="the trainee's initials")
+    parser.add_argument("--no-bell", action="store_true", help="no terminal bell for alarms")
+
+
+def protocol_for(scenario: Any) -> str:
+    """The protocol template a scenario is run under (chronic-pain dosing by rate)."""
+    rate = any(getattr(a, "action", "") == "start_infusion" and getattr(a, "rate_mg_kg_h", None)
+               and not getattr(a, "over_min", None) for a in scenario.timeline)
+    return "iv-ketamine-chronic-pain" if rate else "iv-ketamine-depression"
+
+
+def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(TrainingRun, MonitorService, start-screen defaults); UsageError on bad input."""
+    from chairside.cli import UsageError
+    from chairside.domain.clock import WallClock
+    from chairside.service import CommandRefused, MonitorService
+    from chairside.training import TrainingError, TrainingRun
+
+    if not args.speed > 0:
+        raise UsageError("--speed must be > 0")
+    try:
+        run = TrainingRun(args.scenario, driver=args.driver, seed=args.seed, speed=args.speed,
+                          start=WallClock().now())
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    url = run.serve()
+    protocol = args.protocol or protocol_for(run.scenario)
+    try:
+        svc = MonitorService(clock=run.clock, port=url, driver=args.driver, protocol=protocol, settings=settings,
+                             simulated=True, scenario=run.scenario.name, sim_seed=run.seed)
+    except (CommandRefused, ValueError) as exc:
+        run.stop()
+        raise UsageError(str(exc).splitlines()[0]) from None
+    run.attach(svc)
+    p = run.scenario.patient
+    staff = args.initials or getattr(settings, "staff_initials", None) or "TR"
+    defaults: dict[str, Any] = {
+        "patient_id": f"SIM-{run.seed:04d}", "weight_kg": p.weight_kg, "weight_source": "measured",
+        "weight_confirmed_by": "SIM", "staff": staff, "protocol": protocol, "training": True}
+    if args.session:
+        defaults["path"] = str(args.session)
+    return run, svc, defaults
+
+
+def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
+    """Write the run's debrief beside its session file (markdown and JSON lines)."""
+    from chairside.debrief import to_jsonl, to_markdown
+
+    d = run.final or run.debrief()
+    store = getattr(run.service, "store", None)
+    path = Path(getattr(store, "path", "") or "")
+    if not str(path) or str(path) == ".":
+        base = (out_dir or Path.cwd()) / f"training-{run.scenario.name}-{run.seed}"
+    else:
+        base = path.with_suffix("")
+    written = []
+    for suffix, text in ((".debrief.md", to_markdown(d)), (".debrief.jsonl", to_jsonl(d))):
+        target = base.with_name(base.name + suffix)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    from chairside.commands.run import load_settings_or_usage
+    from chairside.diagnostics import log_exception, setup_diagnostics
+    from chairside.ui import create_app
+
+    settings = load_settings_or_usage(staff_initials=getattr(args, "initials", None))
+    setup_diagnostics(getattr(settings, "log_dir", None))
+    training, svc, defaults = build(args, settings)
+    bell = (not args.no_bell) and bool(getattr(settings, "bell", True))
+    app = create_app(svc, training.clock, settings, bell=bell, start_defaults=defaults, training=training)
+    svc.start()
+    try:
+        app.run()
+    except Exception as exc:  # noqa: BLE001
+        log_exception("training console crashed", exc)
+        raise
+    finally:
+        written: list[Path] = []
+        try:
+            if svc.session_open:
+                if not training.ended:
+                    training.end()
+                written = write_debrief(training)
+        except Exception as exc:  # noqa: BLE001 - the session file is safe; say what failed
+            print(f"chairside train: the debrief could not be written: {exc}", file=sys.stderr)
+        svc.shutdown()
+        training.stop()
+    for p in written:
+        print(f"debrief: {p}")
+    return 0
