@@ -48,6 +48,16 @@ def diag_path() -> Path | None:
     return None
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The diagnostic log file. When it cannot be written (a full disk, the very problem it
+    may be logging) the record is dropped and counted, never printed over the console."""
+
+    dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        type(self).dropped += 1
+
+
 def setup_diagnostics(directory: Path | None = None, *, level: int = logging.INFO,
                       max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> Path | None:
     """Attach the rotating file handler to the ``chairside`` logger (once; idempotent).
@@ -62,9 +72,8 @@ def setup_diagnostics(directory: Path | None = None, *, level: int = logging.INF
         folder = Path(directory) if directory is not None else default_log_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                folder / FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8",
-                delay=False)
+            handler = _LogFile(folder / FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8",
+                               delay=False)
         except OSError as exc:
             print(f"chairside: diagnostic log not available in {folder}: {exc}", file=sys.stderr)
             return None

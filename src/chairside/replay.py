@@ -26,6 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,9 @@ def _load_session(p: Path, protocol: str | None) -> Recording:
     for ev in events[1:]:
         k = ev.kind
         if k == "readings_recorded":
-            groups: dict[datetime, list[Reading]] = {}
-            for r in ev.readings:
-                groups.setdefault(r.receive_time or ev.t, []).append(r)
-            for t, rs in groups.items():
-                inputs.append(Input(t, 1, ev.seq, "readings", rs))
+            # one batch per receive time: the chunks the link handed on, in the order received
+            for t, rs in groupby(ev.readings, key=lambda r, t0=ev.t: r.receive_time or t0):
+                inputs.append(Input(t, 1, ev.seq, "readings", list(rs)))
         elif k == "device_status":
             driver = driver or ev.driver
             inputs.append(Input(ev.t, 0, ev.seq, "status", ev.status))
@@ -302,7 +301,8 @@ class Replayer:
         self.tolerance_s = 2 * self.tick_s if tolerance_s is None else float(tolerance_s)
         self.on_rebuild: Callable[[Any], None] | None = None
         self.problems: list[str] = []
-        self._times = [i.t for i in recording.inputs]
+        t0 = recording.start
+        self._offsets = [(i.t - t0).total_seconds() for i in recording.inputs] if t0 is not None else []
         self._alarm_times = sorted({e.t for e in recording.recorded_alarms if e.kind == "alarm_raised"})
         self._event_times = sorted(set(recording.event_times))
         self.service: Any = None
@@ -388,33 +388,38 @@ class Replayer:
     def finished(self) -> bool:
         return self._next >= len(self.recording.inputs) and self.position >= self.end
 
-    def _set_clock(self, t: datetime) -> None:
-        elapsed = (t - self.start).total_seconds()
+    def _set_clock(self, elapsed: float) -> None:
         if elapsed > self.clock.monotonic():
             self.clock.set(elapsed)
 
-    def _tick_until(self, t: datetime) -> None:
-        """The engine's ticks on the grid start + k * tick_s up to and including ``t``."""
-        limit = (t - self.start).total_seconds()
-        while (self._ticks + 1) * self.tick_s <= limit + 1e-9:
-            self._ticks += 1
-            self._set_clock(self.start + timedelta(seconds=self._ticks * self.tick_s))
-            self.service.tick()
+    def _tick_until(self, elapsed: float) -> None:
+        """The engine's ticks on the grid start + k * tick_s up to and including ``elapsed``."""
+        tick_s, clock, tick = self.tick_s, self.clock, self.service.tick
+        k = self._ticks
+        while (k + 1) * tick_s <= elapsed + 1e-9:
+            k += 1
+            self._ticks = k
+            at = k * tick_s
+            if at > clock.monotonic():
+                clock.set(at)
+            tick()
 
     def advance_to(self, t: datetime) -> None:
         """Process the inputs up to ``t`` (never past the end of the recording)."""
         t = min(t, self.end)
-        inputs = self.recording.inputs
+        limit = (t - self.start).total_seconds()
+        inputs, offsets = self.recording.inputs, self._offsets
         svc = self.service
-        while self._next < len(inputs) and inputs[self._next].t <= t:
-            item = inputs[self._next]
-            self._tick_until(item.t)
-            self._set_clock(item.t)
-            self._apply(svc, item)
+        n = len(inputs)
+        while self._next < n and offsets[self._next] <= limit:
+            at = offsets[self._next]
+            self._tick_until(at)
+            self._set_clock(at)
+            self._apply(svc, inputs[self._next])
             self._next += 1
             self.inputs_done += 1
-        self._tick_until(t)
-        self._set_clock(t)
+        self._tick_until(limit)
+        self._set_clock(limit)
 
     def _apply(self, svc: Any, item: Input) -> None:
         if item.kind == "readings":

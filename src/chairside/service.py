@@ -176,6 +176,13 @@ class MonitorService:
 
         from chairside.domain.protocol import load_template
 
+        if port and link_factory is None:
+            from chairside.transport import check_port
+
+            try:
+                check_port(port)  # a port that can never open is refused before any record is made
+            except ValueError as exc:
+                raise CommandRefused(str(exc)) from None
         try:
             self.template = load_template(self.protocol_name)
         except ValueError as exc:
@@ -1004,6 +1011,44 @@ class MonitorService:
             t=now, author=a, drug=drug.strip(), dose=dose, dose_unit=dose_unit.strip(), route=route.strip(),
             lot=lot.strip(), given_by=(given_by or a).strip(), ordered_by=ordered_by.strip(),
             reason=reason.strip(), response=response.strip())])[0]
+
+    def record_manual_vitals(self, *, author: str, sbp: float | None = None, dbp: float | None = None,
+                             hr: float | None = None, spo2: float | None = None, how: str = "") -> Any:
+        """Vitals measured by hand or by another device (a manual cuff, a Masimo-only chair):
+        readings with ``origin="manual"``, stored and alarmed like the monitor's (so a manual
+        BP is the BP check the schedule asks for), and a note saying who took them."""
+        self._need_session()
+        a = self._author(author)
+        vals = {"sbp": sbp, "dbp": dbp, "hr": hr, "spo2": spo2}
+        for name, v in vals.items():
+            if v is not None and (not math.isfinite(v) or v <= 0):
+                raise CommandRefused(f"{name.upper()} must be a number > 0")
+        if (sbp is None) != (dbp is None):
+            raise CommandRefused("give both the systolic and the diastolic pressure")
+        if sbp is not None and dbp is not None and sbp <= dbp:
+            raise CommandRefused(f"systolic {sbp:g} must be above diastolic {dbp:g}")
+        if spo2 is not None and spo2 > 100:
+            raise CommandRefused(f"SpO2 {spo2:g} % is above 100 %")
+        if all(v is None for v in vals.values()):
+            raise CommandRefused("enter at least one value")
+        now = self.clock.now()
+
+        def manual(param: str, value: float, unit: str) -> Reading:
+            return Reading(param=param, value=float(value), unit=unit, receive_time=now, source="manual",
+                           origin="manual")
+        readings = []
+        if sbp is not None and dbp is not None:
+            readings += [manual("nibp_sys", sbp, "mmHg"), manual("nibp_dia", dbp, "mmHg"),
+                         manual("nibp_map", round(dbp + (sbp - dbp) / 3), "mmHg")]
+        if hr is not None:
+            readings.append(manual("pr", hr, "bpm"))
+        if spo2 is not None:
+            readings.append(manual("spo2", spo2, "%"))
+        self.feed(readings)  # stored, then alarmed, then shown, like the monitor's
+        parts = ([f"BP {sbp:g}/{dbp:g} mmHg"] if sbp is not None else []) + \
+            ([f"pulse {hr:g}/min"] if hr is not None else []) + ([f"SpO2 {spo2:g} %"] if spo2 is not None else [])
+        text = f"manual vitals ({how.strip() or 'measured by hand'}): " + ", ".join(parts)
+        return self._command(lambda now: [NoteAdded(t=now, author=a, text=text)])[0]
 
     def add_note(self, *, author: str, text: str) -> Any:
         self._need_session()

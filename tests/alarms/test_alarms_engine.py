@@ -410,3 +410,41 @@ def test_escalation_events_name_the_new_limit_and_its_source_tag():
         h2.nibp(300 * k, sys=float(t["limit"]) + 2, dia=80, mean=110)
     esc = [e for e in h2.events if e.kind == "alarm_escalated" and e.rule == "sbp_high"]
     assert "consecutive" in esc[-1].reason and t["source"] in esc[-1].reason
+
+
+def test_an_escalation_by_a_worse_reading_names_its_new_limit_and_source():
+    """Item 9: every state change names the rule, the value, the limit and its source tag."""
+    import tomllib
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from chairside.alarms import AlarmEngine, load_profile
+    from chairside.domain.readings import Reading
+
+    doc = tomllib.loads((Path(__file__).resolve().parents[2] / "src/chairside/data/limits/standard.toml").read_text())
+    ladder = next(ld for ld in doc["ladder"] if ld["name"] == "sbp_high")
+    tiers = sorted((t for t in ladder["tiers"] if "infusion" in t["phases"]), key=lambda t: t["limit"])
+    low, high = tiers[0], tiers[-1]
+    t0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    e = AlarmEngine(load_profile("standard"), t0=t0, phase="infusion")
+    e.set_infusing(True, t0)
+    e.set_baseline(high["limit"] - 1, 80, 70, 98)  # no rise alarm of its own
+
+    def bp(s, k):
+        t = t0 + timedelta(minutes=5 * k)
+        return [Reading(param="nibp_sys", value=s, unit="mmHg", device_time=t, source="nibp"),
+                Reading(param="nibp_dia", value=80, unit="mmHg", device_time=t, source="nibp"),
+                Reading(param="nibp_map", value=round((s + 160) / 3), unit="mmHg", device_time=t, source="nibp")], t
+
+    events = []
+    for k, value in enumerate((low["limit"] + 1, high["limit"] + 1), 1):
+        rs, t = bp(value, k)
+        for r in rs:
+            events.extend(e.on_reading(r, t))
+        events.extend(e.tick(t))
+    esc = [x for x in events if x.kind == "alarm_escalated" and x.rule == "sbp_high"]
+    assert esc, [x.kind for x in events]
+    last = esc[-1]
+    assert last.to_priority == high["priority"]
+    assert last.limit == high["limit"] and last.source_tag == high["source"]
+    assert last.value == high["limit"] + 1

@@ -122,6 +122,24 @@ def _raised(events, klass: str) -> list:
 
 
 @pytest.mark.slow
+def test_the_uneventful_patient_with_realistic_noise_raises_no_alarm_in_95_of_100_seeds():
+    """Scenario 1 of the model document: the calibrated patient (the scenario's own, model
+    A3: +14/+9.5 mmHg at 40 min), "no false alarms under realistic noise". The seeds vary
+    the noise only (drift, beat-to-beat variability, cuff read noise, random measurement
+    failures); the population's spread of responses is the calibration test's business.
+    No physiological alarm of any priority in at least 95 of 100 seeds."""
+    sc = sim_api.load_scenario("uneventful")
+    sc = sc.model_copy(update={"pkpd": sc.pkpd.model_copy(update={"variation": False})})
+    noisy = {}
+    for seed in range(100):
+        events, _ = run_scenario(sc, seed, float(sc.duration_s))
+        phys = _raised(events, "physiological")
+        if phys:
+            noisy[seed] = sorted({(x.rule, x.priority) for x in phys})
+    assert len(noisy) <= 5, f"physiological alarms in {len(noisy)}/100 seeds: {noisy}"
+
+
+@pytest.mark.slow
 def test_uneventful_raises_no_medium_or_high_physiological_alarm_in_95_of_100_seeds(uneventful_runs):
     noisy = {seed: sorted({x.rule for x in _phys_medium_or_high(ev)}) for seed, _f, ev in uneventful_runs
              if _phys_medium_or_high(ev)}

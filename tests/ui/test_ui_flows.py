@@ -494,3 +494,45 @@ async def test_start_screen_resumes_an_open_session_file(tmp_path):
         assert texts == ["before the restart", "after the restart"]
     finally:
         again.svc.shutdown()
+
+
+async def test_manual_vitals_are_stored_shown_and_count_as_the_bp_check(rig):
+    """A BP taken by hand (a Masimo-only chair, a failed cuff): readings with origin
+    "manual" in the record, the NIBP tile shows them, and a note says who took them."""
+    rig.open()
+    app = rig.app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("v")
+        await pilot.pause()
+        dlg = app.screen
+        assert type(dlg).__name__ == "ManualVitalsDialog"
+        set_field(dlg, "sbp", "90")
+        set_field(dlg, "dbp", "120")  # the wrong way round: refused in the dialog
+        await submit(pilot)
+        assert app.screen is dlg and "above diastolic" in str(dlg.query_one("#dialog-error").content)
+        set_field(dlg, "sbp", "150")
+        set_field(dlg, "dbp", "90")
+        set_field(dlg, "hr", "88")
+        set_field(dlg, "how", "manual cuff, left arm")
+        await submit(pilot)
+        assert app.screen is not dlg
+        tile = app.snapshot.tile("nibp")
+        assert (tile.value, tile.value2) == (150, 90) and tile.source == "manual"
+    evs = rig.events()
+    readings = [r for e in evs if e.kind == "readings_recorded" for r in e.readings]
+    manual = {r.param: r for r in readings if r.origin == "manual"}
+    assert manual["nibp_sys"].value == 150 and manual["nibp_dia"].value == 90 and manual["pr"].value == 88
+    assert manual["nibp_map"].value == round(90 + (150 - 90) / 3)
+    note = next(e for e in evs if e.kind == "note" and "manual vitals" in e.text)
+    assert note.author == "AB" and "150/90" in note.text and "left arm" in note.text
+
+
+def test_manual_vitals_refuse_impossible_values(rig):
+    from chairside.service_model import CommandRefused
+
+    rig.open()
+    for kw, what in (({"sbp": 90, "dbp": 120}, "above diastolic"), ({"sbp": 120}, "both"),
+                     ({"spo2": 104}, "above 100"), ({}, "at least one"), ({"hr": -5}, "> 0")):
+        with pytest.raises(CommandRefused, match=what):
+            rig.svc.record_manual_vitals(author="AB", **kw)
+    assert not any(r.origin == "manual" for e in rig.events() if e.kind == "readings_recorded" for r in e.readings)

@@ -447,6 +447,7 @@ class AlarmEngine:
         out.append(AlarmEscalated(
             t=now, mono=mono, alarm_id=a.id, rule=a.rule, from_priority=frm, to_priority=a.priority,  # type: ignore[arg-type]
             reason=reason, value=a.last_value if value is None else value,
+            limit=a.limit if limit is not None else None, source_tag=source or "",
         ))
 
     def _clear(self, a: ActiveAlarm, reason: str, now: datetime, mono: float, out: list,
@@ -641,7 +642,8 @@ class AlarmEngine:
         else:
             a.last_value = value
             if rank > a.rank:
-                self._escalate(a, rank, message, now, mono, out, value=value, limit=limit, message=message)
+                self._escalate(a, rank, message, now, mono, out, value=value, limit=limit, source=rule.source,
+                               message=message)
 
     def _tech_clear(self, name: str, reason: str, now: datetime, mono: float, out: list,
                     value: float | None = None) -> None:

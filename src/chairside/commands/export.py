@@ -26,6 +26,7 @@ from typing import IO, Any, Iterator
 
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
 REPORTS = {"html": "report_html", "fhir": "report_fhir", "rems-json": "report_rems"}
+REPORT_SUFFIX = {"html": ".html", "fhir": ".fhir.json", "rems-json": ".rems.json"}  # the exporters' defaults
 FORMATS = ["csv", "jsonl", *REPORTS]
 
 
@@ -121,8 +122,15 @@ def run(args: argparse.Namespace) -> int:
     from chairside.store import SessionFile, SessionFileError
 
     path = Path(args.file)
-    if args.out:
-        refuse_overwriting_a_record(path, Path(args.out))
+    out_path = Path(args.out) if args.out else None
+    if args.format in REPORTS and out_path is None:
+        # the report's own default beside the file, never the file itself (a session named *.html)
+        suffix = REPORT_SUFFIX[args.format]
+        out_path = path.with_suffix(suffix)
+        if os.path.abspath(out_path) == os.path.abspath(path):
+            out_path = path.with_name(path.name + suffix)
+    if out_path is not None:
+        refuse_overwriting_a_record(path, out_path)
     if args.format in REPORTS:
         try:
             mod = importlib.import_module(f"chairside.store.{REPORTS[args.format]}")
@@ -134,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         if exporter is None:
             raise UsageError(f"format {args.format!r} not available in this build")
         try:
-            written = exporter(path, Path(args.out) if args.out else None)
+            written = exporter(path, out_path)
         except (SessionFileError, FileNotFoundError, ValueError) as exc:
             # the exporters raise ValueError for bad input (e.g. REMS form of an IV session)
             raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None

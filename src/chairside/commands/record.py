@@ -10,7 +10,10 @@ Owns: the options of ``record`` and the alarm line format on stderr::
 A new file is opened with the given patient ID and weight (without ``--weight`` the
 weight is recorded as not given: 70 kg, source "stated", and a note says so); an existing
 file is resumed. At the end (``--duration`` reached, or Ctrl-C) the session is closed.
-Exit 0; 2 on bad usage (unknown driver or protocol, unusable session file).
+Exit 0; 1 when the session file could not keep everything (a full disk that did not
+recover: what is lost is said on stderr, as is every change of the file's state while
+recording); 2 on bad usage (unknown driver or protocol, a port that can never open, an
+unusable session file).
 
 With a ``sim://`` port the session runs on the simulator's clock (its times match the
 simulated physiology at any ``speed``), served on 127.0.0.1 and read through pyserial;
@@ -127,6 +130,17 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             print(line, file=err, flush=True)
 
     svc.subscribe_events(on_event)
+    store_state = {"warned": ""}
+
+    def on_snapshot(snap: Any) -> None:
+        st = snap.device.store
+        text = st.message if st.warning else ""
+        if text != store_state["warned"]:
+            store_state["warned"] = text
+            print(f"chairside record: SESSION FILE PROBLEM: {text}" if text
+                  else "chairside record: the session file is recording again", file=err, flush=True)
+
+    svc.subscribe(on_snapshot)
     try:
         if args.session.exists():
             svc.resume_session(args.session)
@@ -169,8 +183,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             svc.close_session(author=args.staff, reason=reason)
         except CommandRefused as exc:
             print(f"chairside record: {exc}", file=err)
+        end = svc.snapshot().device.store
+        lost = end.state in ("memory", "degraded")
         if not args.quiet:
             print(f"chairside record: {snap.device.store.readings} readings, {snap.device.store.events} events, "
                   f"{len(snap.alarms)} alarm(s) active at the end; link {snap.device.link_state}; "
                   f"file {args.session}", file=err)
-    return 0
+        if lost:
+            print(f"chairside record: NOT EVERYTHING IS IN {args.session}: {end.message or end.state}", file=err)
+    return 1 if lost else 0

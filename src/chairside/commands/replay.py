@@ -84,6 +84,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     settings = load_settings_or_usage()
     setup_diagnostics(getattr(settings, "log_dir", None))
     replayer = build(args)
+    import gc
+
+    gc.freeze()  # the recording stays for the whole replay: keep it out of the collector's scans
     if args.headless:
         return _headless(args, replayer, out, err, started)
     return _console(args, replayer, settings)

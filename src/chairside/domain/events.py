@@ -195,6 +195,8 @@ class AlarmEscalated(_AlarmBase):
     reason: str = ""  # e.g. "unacknowledged 5 min", "second consecutive severe reading"
     reannounce: bool = False  # re-announced at the same priority (2-min reminder)
     value: float | None = None
+    limit: float | None = None  # the limit of the new priority (None: escalated by time)
+    source_tag: str = ""  # that limit's source tag
 
 
 class AlarmAcknowledged(_AlarmBase):

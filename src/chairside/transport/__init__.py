@@ -36,6 +36,21 @@ from chairside.transport.serial_link import Link, serial_settings
 LISTEN_SCHEME = "listen"
 
 
+def check_port(port: str) -> None:
+    """Raise ValueError (saying what is wrong) for a ``--port`` value that can never open: a
+    malformed URL, an unknown scheme, a bad ``listen://`` address. Opens nothing."""
+    if port.lower().startswith(f"{LISTEN_SCHEME}://"):
+        parts = urlsplit(port)
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError(f"bad listen address {port!r}; expected listen://HOST:PORT") from None
+        return
+    from chairside.transport.serial_link import check_url
+
+    check_url(port)
+
+
 def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: OutputCallback,
                 on_raw: RawCallback | None = None, serial: Mapping[str, Any] | None = None,
                 config: TransportConfig | None = None) -> Link | Hl7Listener:
@@ -70,6 +85,7 @@ __all__ = [
     "ReplaySource",
     "TransportConfig",
     "capture_info",
+    "check_port",
     "is_capture",
     "iter_capture",
     "open_source",

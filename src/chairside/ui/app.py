@@ -327,6 +327,11 @@ class ChairsideApp(App[None]):
 
         self._open(BaselineDialog())
 
+    def action_manual_vitals(self) -> None:
+        from chairside.ui.manual_vitals_dialog import ManualVitalsDialog
+
+        self._open(ManualVitalsDialog())
+
     def action_phase(self) -> None:
         from chairside.ui.phase_dialog import PhaseDialog
 

@@ -46,6 +46,7 @@ KEYS: tuple[tuple[str, str, str, bool], ...] = (
     ("n", "app.note", "Note", False),
     ("e", "app.amend", "Amend", False),
     ("b", "app.baseline", "Baseline", False),
+    ("v", "app.manual_vitals", "Manual vitals", False),
     ("d", "app.discharge", "Discharge", True),
     ("f2", "app.new_session", "New session", False),
     ("ctrl+b", "app.toggle_bell", "Bell on/off", False),
