@@ -528,8 +528,8 @@ class MonitorService:
         return [self._store(e) for e in events]
 
     def _timeline_add(self, ev: Any) -> None:
-        if ev.kind == "readings_recorded":
-            return
+        if ev.kind in ("readings_recorded", "training"):
+            return  # a training run's own log is the instructor's and the debrief's, not the trainee's
         text, prio = _describe(ev)
         if text:
             self._timeline.append(TimelineItem(seq=ev.seq, t=ev.t, kind=ev.kind, author=ev.author,

@@ -130,6 +130,7 @@ class TrainingRun:
         self.final: dict[str, Any] | None = None
         self._served = _Served(self)
         self._logged = 0
+        self._last_request = ""
         self._unlogged: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -244,15 +245,19 @@ class TrainingRun:
         return getattr(svc, "weight", None) or None if svc is not None else None
 
     # ------------------------------------------------------------------ instructor's controls
-    def pause(self) -> None:
+    def pause(self, *, log: bool = True) -> None:
+        """Pause the run (``log=False``: the caller copies the log into the record later, off
+        a thread that must not wait on the session file)."""
         with self.lock:
             self.sim.pause()
-        self.pump_log()
+        if log:
+            self.pump_log()
 
-    def resume(self) -> None:
+    def resume(self, *, log: bool = True) -> None:
         with self.lock:
             self.sim.resume()
-        self.pump_log()
+        if log:
+            self.pump_log()
 
     @property
     def paused(self) -> bool:
@@ -262,13 +267,14 @@ class TrainingRun:
     def speed(self) -> float:
         return self.sim.speed
 
-    def set_speed(self, speed: float) -> None:
+    def set_speed(self, speed: float, *, log: bool = True) -> None:
         with self.lock:
             try:
                 self.sim.set_speed(speed)
             except ValueError as exc:
                 raise TrainingError(str(exc)) from None
-        self.pump_log()
+        if log:
+            self.pump_log()
 
     def speeds(self) -> list[float]:
         return [float(s) for s in training_data()["instructor"]["speeds"]]
@@ -339,6 +345,20 @@ class TrainingRun:
 
         return sorted({*CLEARED_BY.values(), "nibp_stat"})
 
+    def recent(self, n: int = 8) -> list[str]:
+        """The last ``n`` entries of the training log (for the instructor panel)."""
+        svc = self.service
+        if svc is None:
+            return []
+        out = []
+        for e in reversed(svc.recorded_events()):
+            if e.kind == "training" and e.action not in ("seed", "patient", "host_request"):
+                when = "--:--" if e.sim_t is None else f"{int(e.sim_t) // 60:02d}:{int(e.sim_t) % 60:02d}"
+                out.append(f"{when} {e.source}: {e.action.replace('_', ' ')}" + (f" — {e.detail}" if e.detail else ""))
+                if len(out) >= n:
+                    break
+        return out[::-1]
+
     def status(self) -> dict[str, Any]:
         with self.lock:
             sim = self.sim
@@ -355,6 +375,10 @@ class TrainingRun:
             self._logged += len(new)
             offset = self.sim.offset
         for e in new:
+            if e.kind == "host_request":
+                if e.detail == self._last_request:
+                    continue  # the console asked again for the same stream: nothing new for the record
+                self._last_request = e.detail
             source = e.source if e.source in ("scenario", "device", "instructor", "trainee") else "sim"
             author = INSTRUCTOR if source == "instructor" else SIM
             self._record({"source": source, "action": e.kind, "detail": e.detail, "author": author,

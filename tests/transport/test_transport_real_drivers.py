@@ -55,7 +55,12 @@ def test_ge_request_on_connect_resent_on_stall_then_vector_bytes_decode(vectors)
 
         wait_until(lambda: got_requests(1), 2.0, "the GE request record on connect")
         assert requests[0] > 0  # start the displayed-values stream (0 would be "stop")
-        clock.advance(5.0)  # the monitor stays silent: ask again
+        from chairside.transport.serial_link import STALL_INTERVALS
+
+        clock.advance(float(requests[0]))  # one interval without a record: not yet a stall
+        time.sleep(0.3)
+        assert not got_requests(2)
+        clock.advance((STALL_INTERVALS - 1) * requests[0])  # silent for more than two intervals: ask again
         wait_until(lambda: got_requests(2), 2.0, "the request re-sent after the stall")
         assert requests[1] == requests[0]
         data = (vectors / "ge-s5" / "short.raw").read_bytes()

@@ -11,6 +11,8 @@ the blocking read (bounded by ``read_timeout_s``) and the reconnect backoff.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import threading
 from collections.abc import Mapping
@@ -129,6 +131,9 @@ def check_url(url: str) -> None:
             raise ValueError(f"bad port {url!r}: {why}") from None
 
 
+STALL_INTERVALS = 2.5  # a requested stream is stalled after this many of its intervals without a byte
+
+
 class Link:
     """One monitor port, read in a background thread, decoded by one driver.
 
@@ -197,6 +202,13 @@ class Link:
         self.driver = get_driver(driver) if isinstance(driver, str) else driver
         self.clock = clock
         self.config = config or TransportConfig()
+        # a device that streams at an interval it was asked for (GE: displayed values every
+        # 5 s) is stalled, or silent, only after missing more than two records, not between two
+        interval = getattr(self.driver, "interval_s", None)
+        if isinstance(interval, (int, float)) and interval > 0:
+            least = STALL_INTERVALS * float(interval)
+            self.config = dataclasses.replace(self.config, stall_after_s=max(self.config.stall_after_s, least),
+                                              no_data_after_s=max(self.config.no_data_after_s, least))
         self.settings = serial_settings(self.driver, serial)
         self._on_output = on_output
         self._counters = _Counters()

@@ -61,6 +61,8 @@ class InstructorPanel(ModalScreen[None]):
                 yield Input(placeholder="what you saw", id="note")
                 yield Button("Add", id="add-note")
             yield Static("", id="instructor-result", markup=False)
+            yield Label("Scenario log (not shown to the trainee)", classes="field-label")
+            yield Static("", id="instructor-log", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button("End run and debrief (ctrl+e)", id="end", variant="warning")
                 yield Button("Close (escape)", id="close")
@@ -75,6 +77,7 @@ class InstructorPanel(ModalScreen[None]):
         text = (f"state {st['state'] or '-'} · scenario time {when} · time scale x{st['speed']:g}"
                 f" · {'PAUSED' if st['paused'] else 'running'}" + (" · ENDED" if st["ended"] else ""))
         self.query_one("#instructor-status", Static).update(text)
+        self.query_one("#instructor-log", Static).update("\n".join(self.run.recent()) or "(nothing yet)")
 
     def _do(self, name: str, fn, done: str) -> None:
         def work() -> str:
@@ -99,19 +102,25 @@ class InstructorPanel(ModalScreen[None]):
             out.update(f"Refused: {w.error}")
 
     def action_toggle(self) -> None:
+        # the simulation is changed here at once (in memory, so keys pressed in a row each
+        # act on the one before); its record goes into the session file in a worker
         run = self.run
         if run.paused:
-            self._do("resume", run.resume, "resumed")
+            run.resume(log=False)
+            self._do("log", run.pump_log, "resumed")
         else:
-            self._do("pause", run.pause, "paused: the patient, the monitor and the alarm timers are frozen")
+            run.pause(log=False)
+            self._do("log", run.pump_log, "paused: the patient, the monitor and the alarm timers are frozen")
+        self.refresh_status()
 
     def _step(self, d: int) -> None:
         run = self.run
         speeds = run.speeds()
-        cur = run.speed
-        i = min(range(len(speeds)), key=lambda k: abs(speeds[k] - cur))
+        i = min(range(len(speeds)), key=lambda k: abs(speeds[k] - run.speed))
         new = speeds[max(0, min(len(speeds) - 1, i + d))]
-        self._do("speed", lambda: run.set_speed(new), f"time scale x{new:g}")
+        run.set_speed(new, log=False)
+        self._do("log", run.pump_log, f"time scale x{new:g}")
+        self.refresh_status()
 
     def action_faster(self) -> None:
         self._step(+1)
