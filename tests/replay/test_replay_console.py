@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from pilot_kit import settle  # noqa: E402
 from replay_kit import record, surge_reactions  # noqa: E402
 
 from chairside.replay import SPEEDS, ReplayPlayer, Replayer, load_recording  # noqa: E402
@@ -38,11 +39,6 @@ def app_for(player):
     return create_app(player.service, player.clock, None, replay=player, flash=False, bell=False)
 
 
-async def settle(pilot):
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def banner(app) -> str:

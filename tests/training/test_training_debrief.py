@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pilot_kit import set_field, settle, submit
 from chairside.commands.train import protocol_for
 from chairside.debrief import load_debrief
 from chairside.service import MonitorService
@@ -38,23 +39,6 @@ def scenario_actions() -> dict[str, str]:
     return {e["id"]: e["action"] for e in doc["expected"]}
 
 
-async def settle(pilot):
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def set_field(screen, name, value):
-    screen.query_one(f"#f-{name}").value = value
-
-
-async def submit(pilot, confirm=True):
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-    if confirm:
-        await pilot.press("ctrl+s")
-        await settle(pilot)
 
 
 async def intervention(pilot, key: str):

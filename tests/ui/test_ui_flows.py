@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pilot_kit import set_field, settle, submit
 from chairside.domain.clock import ManualClock
 from chairside.domain.protocol import load_template
 from chairside.domain.readings import Reading
@@ -61,23 +62,6 @@ def rig(tmp_path):
     r.svc.shutdown()
 
 
-async def settle(pilot):
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def set_field(screen, name, value):
-    screen.query_one(f"#f-{name}").value = value
-
-
-async def submit(pilot, confirm=True):
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-    if confirm:
-        await pilot.press("ctrl+s")
-        await settle(pilot)
 
 
 async def test_new_session_with_checklist(rig):
