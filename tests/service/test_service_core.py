@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from readings_kit import cont, nibp
 from chairside.domain.clock import ManualClock
 from chairside.domain.protocol import load_template
 from chairside.domain.readings import DeviceStatus, Reading
@@ -22,18 +23,6 @@ def _limits():
     return tomllib.loads((DATA / "limits" / "standard.toml").read_text())
 
 
-def nibp(clock, s, d):
-    t = clock.now()
-    return [Reading(param="nibp_sys", value=s, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_dia", value=d, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_map", value=round((s + 2 * d) / 3), unit="mmHg", receive_time=t, source="nibp")]
-
-
-def cont(clock, hr=72, spo2=98):
-    t = clock.now()
-    return [Reading(param="hr", value=hr, unit="bpm", receive_time=t, source="ecg"),
-            Reading(param="spo2", value=spo2, unit="%", receive_time=t, source="spo2"),
-            Reading(param="pr", value=hr, unit="bpm", receive_time=t, source="spo2")]
 
 
 @pytest.fixture

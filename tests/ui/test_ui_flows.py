@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from readings_kit import cont, nibp
 from pilot_kit import set_field, settle, submit
 from chairside.domain.clock import ManualClock
 from chairside.domain.protocol import load_template
-from chairside.domain.readings import Reading
 from chairside.domain.scales import get_scale
 from chairside.service import MonitorService
 from chairside.store import SessionFile
 from chairside.ui import create_app
 
 
-def nibp(clock, s, d):
-    t = clock.now()
-    return [Reading(param="nibp_sys", value=s, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_dia", value=d, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_map", value=round((s + 2 * d) / 3), unit="mmHg", receive_time=t, source="nibp")]
-
-
-def cont(clock, hr=72, spo2=98):
-    t = clock.now()
-    return [Reading(param="hr", value=hr, unit="bpm", receive_time=t, source="ecg"),
-            Reading(param="spo2", value=spo2, unit="%", receive_time=t, source="spo2"),
-            Reading(param="pr", value=hr, unit="bpm", receive_time=t, source="spo2")]
 
 
 class Rig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from readings_kit import cont, nibp
 from chairside.domain.clock import ManualClock
 from chairside.domain.readings import DeviceStatus, Reading
 from chairside.service import MonitorService
@@ -14,18 +15,6 @@ from chairside.ui import create_app
 SIZES = [(80, 24), (160, 48)]
 
 
-def nibp(clock, s, d):
-    t = clock.now()
-    return [Reading(param="nibp_sys", value=s, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_dia", value=d, unit="mmHg", receive_time=t, source="nibp"),
-            Reading(param="nibp_map", value=round((s + 2 * d) / 3), unit="mmHg", receive_time=t, source="nibp")]
-
-
-def cont(clock, hr=72, spo2=98):
-    t = clock.now()
-    return [Reading(param="hr", value=hr, unit="bpm", receive_time=t, source="ecg"),
-            Reading(param="spo2", value=spo2, unit="%", receive_time=t, source="spo2"),
-            Reading(param="pr", value=hr, unit="bpm", receive_time=t, source="spo2")]
 
 
 def minutes(svc, clock, n, *, hr=72, spo2=98, every=5):

@@ -47,17 +47,10 @@ from chairside.domain.events import (
     DischargeAssessed,
     Event,
     EventAdapter,
-    InfusionPaused,
-    InfusionRateChanged,
-    InfusionResumed,
-    InfusionStarted,
-    InfusionStopped,
     InterventionGiven,
     NoteAdded,
     ObservationRecorded,
-    PhaseChanged,
     ReadingsRecorded,
-    SessionClosed,
     SessionOpened,
 )
 from chairside.domain.readings import NIBP_PARAMS, Reading

@@ -102,7 +102,6 @@ def render_chart(
         return LEFT + PLOT_W * min(max((t - t0).total_seconds() / span_s, 0.0), 1.0)
 
     px_per_s = PLOT_W / span_s
-    parts: list[str] = []
     top = 44
     panel_geo: dict[str, tuple[float, float, float, float]] = {}  # key -> (y0, h, lo, hi)
     for key, title, params, (lo, hi), h in _PANELS:
