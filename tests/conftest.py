@@ -31,3 +31,14 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.fail(f"../shared/vectors not found beside the repository (looked in {VECTORS})")
     return VECTORS
+
+# Property tests draw the same examples on every run (a gate must not fail by chance);
+# HYPOTHESIS_PROFILE=explore draws new ones, for looking for trouble by hand.
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("chairside", derandomize=True, print_blob=True)
+    _hyp_settings.register_profile("explore", derandomize=False, print_blob=True)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "chairside"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
