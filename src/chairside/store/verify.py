@@ -69,10 +69,43 @@ class WalkInfo:
     last_body: dict[str, Any] | None = None
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
+def _connect_ro(path: Path) -> sqlite3.Connection:
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+def _needs_recovery(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_READONLY") or "readonly" in str(exc).lower()
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A writer killed at the wrong moment (during the WAL recovery
+    of an earlier crash) can leave the WAL index needing a recovery that a read-only
+    connection may not run ("attempt to write a readonly database"): then a normal connection
+    runs it first. Recovery rebuilds the index from the WAL; no committed byte changes, and
+    the normal connection is closed while the read-only one is open, so it checkpoints
+    nothing either."""
+    con = _connect_ro(path)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if not _needs_recovery(exc):
+            return con  # the caller's first read reports it, saying where
+        con.close()
+        rec = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            rec.execute("PRAGMA busy_timeout = 5000")
+            rec.execute("PRAGMA query_only = 1")
+            rec.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            con = _connect_ro(path)
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            rec.close()
+    except sqlite3.DatabaseError:
+        pass  # not a database, damaged: the caller's first read reports it
     return con
 
 
