@@ -508,3 +508,27 @@ def test_manual_vitals_refuse_impossible_values(rig):
         with pytest.raises(CommandRefused, match=what):
             rig.svc.record_manual_vitals(author="AB", **kw)
     assert not any(r.origin == "manual" for e in rig.events() if e.kind == "readings_recorded" for r in e.readings)
+
+
+async def test_start_screen_opens_a_replay_with_f4(tmp_path):
+    """F4 on the start screen hands the file to the console's replay hook (``chairside``
+    leaves the live monitor for the replay); a path that is not a file is refused there."""
+    asked: list[str] = []
+    rig = Rig(tmp_path)
+    try:
+        app = rig.app(show_start=True, replay_hook=asked.append)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            set_field(screen, "resume_path", str(tmp_path / "nope.chairside"))
+            await pilot.press("f4")
+            await pilot.pause()
+            assert asked == [] and "no such file" in str(screen.query_one("#dialog-error").content)
+            target = tmp_path / "old.chairside"
+            target.write_bytes(b"x")
+            set_field(screen, "resume_path", str(target))
+            await pilot.press("f4")
+            await pilot.pause()
+            assert asked == [str(target)]
+    finally:
+        rig.svc.shutdown()
