@@ -706,17 +706,9 @@ class ReplayPlayer:
         def go() -> None:
             t = getattr(self.replayer, which)()
             if t is None:
-                self.message = "no " + which.replace("_", " ") + (" yet" if which == "next_alarm" else "")
-                return
+                raise CommandRefused("no " + which.replace("_", " "))
             self.replayer.seek(t)
-        with self.lock:
-            try:
-                go()
-                if not self.message.startswith("no "):
-                    self.message = ""
-            except CommandRefused as exc:
-                self.message = str(exc)
-        self.service.publish()
+        self._go(go)
 
     # -- thread
     def start(self) -> None:

@@ -607,7 +607,6 @@ class MonitorService:
         """Create the session file and record ``session_opened`` (durable on return)."""
         from chairside.domain.dose import DoseError, check_weight
         from chairside.domain.protocol import load_template
-        from chairside.store import SessionFile, SessionFileError
 
         staff = tuple(s.strip() for s in staff if s and s.strip())
         if not staff:
@@ -641,23 +640,37 @@ class MonitorService:
                 protocol=self.protocol_name, staff=staff, app_version=_version(),
                 simulated=self.simulated, sim_seed=self.sim_seed, scenario=self.scenario,
                 training=training)
-            try:
-                sf = SessionFile.create(target, opened, self.clock)
-            except (SessionFileError, OSError) as exc:
-                raise CommandRefused(str(exc)) from None
-            self.store = GuardedStore(sf, target)
-            self.store._events = 1
-            self.state = apply(EMPTY_STATE, sf.opened)
-            self._timeline.clear()
-            self._timeline_add(sf.opened)
-            self._new_engine()  # alarms start with the record
+            first = self._start_record(opened, target)
             # the values on screen when the session is opened go into the record and through the
             # new engine: a 205/125 seen at check-in must not vanish from the alarm bar on "open"
             carried = self._process(self._current_readings())
             snap = self._snapshot_for_subscribers()
-        self._publish(snap, [sf.opened, *carried])
+        self._publish(snap, [first, *carried])
         log.info("session opened: %s (protocol %s)", target, self.protocol_name)
         return target
+
+    def _start_record(self, opened: SessionOpened, path: Path | None) -> Any:
+        """Under the lock: the new record begins with ``opened`` (a new session file at
+        ``path``, or in memory with None); the state, the timeline and a fresh alarm engine
+        start with it. Returns the stored ``session_opened``."""
+        from chairside.store import SessionFile, SessionFileError
+
+        if path is None:
+            self.store = MemoryStore()
+            stored = self.store.append(opened)
+        else:
+            try:
+                sf = SessionFile.create(path, opened, self.clock)
+            except (SessionFileError, OSError) as exc:
+                raise CommandRefused(str(exc)) from None
+            self.store = GuardedStore(sf, path)
+            self.store._events = 1
+            stored = sf.opened
+        self.state = apply(EMPTY_STATE, stored)
+        self._timeline.clear()
+        self._timeline_add(stored)
+        self._new_engine()  # alarms start with the record
+        return stored
 
     def resume_session(self, path: Path | str) -> None:
         """Open an existing session file and rebuild the state from its events."""
@@ -1262,7 +1275,6 @@ class MonitorService:
         session id; ``protocol`` overrides the template). ``path``: a new session file; None
         keeps the replay in memory."""
         from chairside.domain.protocol import load_template
-        from chairside.store import SessionFile, SessionFileError
 
         with self._lock:
             if self.state.session is not None:
@@ -1277,21 +1289,7 @@ class MonitorService:
             first = opened.model_copy(update={
                 "seq": -1, "t": self.clock.now(), "mono": 0.0, "session_id": uuid.uuid4().hex[:12],
                 "protocol": name, "app_version": _version()})
-            if path is None:
-                self.store = MemoryStore()
-                stored = self.store.append(first)
-            else:
-                try:
-                    sf = SessionFile.create(Path(path), first, self.clock)
-                except (SessionFileError, OSError) as exc:
-                    raise CommandRefused(str(exc)) from None
-                self.store = GuardedStore(sf, Path(path))
-                self.store._events = 1
-                stored = sf.opened
-            self.state = apply(EMPTY_STATE, stored)
-            self._timeline.clear()
-            self._timeline_add(stored)
-            self._new_engine()
+            stored = self._start_record(first, None if path is None else Path(path))
             snap = self._snapshot_for_subscribers()
         self._publish(snap, [stored])
         return stored
