@@ -36,7 +36,7 @@ def load_debrief(path: str | Path) -> dict[str, Any]:
     from chairside.store import SessionFile, SessionFileError
 
     try:
-        sf = SessionFile.open(path, readonly=True)
+        sf = SessionFile.open(path, readonly=True, keep_events=True)
     except SessionFileError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
     try:

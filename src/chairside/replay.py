@@ -19,17 +19,19 @@ Must not import: textual, chairside.ui.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from chairside.domain.clock import ManualClock
 from chairside.domain.events import (
@@ -94,6 +96,22 @@ class Recording:
         return [i.t for i in self.inputs if i.kind == "event" and i.payload.kind in CLINICAL_EVENT_KINDS]
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a recording is built. Loading a 4-hour session
+    makes a few hundred thousand objects that all stay alive and form no garbage cycles; the
+    collector's repeated full scans of them as they pile up cost about a third of a
+    ``--speed max`` replay (bench/bench_replay.py). Only collection is delayed: reference
+    counting frees everything else as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def load_recording(path: str | Path, driver: str | None = None, *, protocol: str | None = None) -> Recording:
     """A session file or a raw capture as a ``Recording``; ``ReplayError`` otherwise."""
     from chairside.transport import CaptureError, is_capture
@@ -103,19 +121,20 @@ def load_recording(path: str | Path, driver: str | None = None, *, protocol: str
         raise ReplayError(f"{p}: no such file")
     if p.is_dir():
         raise ReplayError(f"{p}: is a folder, not a session file or raw capture")
-    if is_capture(p):
-        try:
-            return _load_capture(p, driver, protocol)
-        except CaptureError as exc:
-            raise ReplayError(str(exc).splitlines()[0]) from None
-    return _load_session(p, protocol)
+    with collector_paused():
+        if is_capture(p):
+            try:
+                return _load_capture(p, driver, protocol)
+            except CaptureError as exc:
+                raise ReplayError(str(exc).splitlines()[0]) from None
+        return _load_session(p, protocol)
 
 
 def _load_session(p: Path, protocol: str | None) -> Recording:
     from chairside.store import SessionFile, SessionFileError
 
     try:
-        sf = SessionFile.open(p, readonly=True)
+        sf = SessionFile.open(p, readonly=True, keep_events=True)
     except SessionFileError as exc:
         raise ReplayError(str(exc).splitlines()[0] + " (expected a session file or a raw capture)") from None
     except Exception as exc:  # noqa: BLE001 - sqlite and OS errors name the file

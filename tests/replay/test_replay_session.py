@@ -185,3 +185,34 @@ def test_a_replay_recorded_into_a_session_file_verifies_and_says_what_it_is(surg
     with pytest.raises(CommandRefused, match="append-only"):
         r2.seek(r2.start + timedelta(minutes=10))
     r2.close()
+
+
+def test_loading_pauses_the_collector_and_gives_it_back(surge_file, recorded, tmp_path):
+    import gc
+
+    from chairside.replay import ReplayError, collector_paused
+
+    assert gc.isenabled()
+    rec = load_recording(surge_file)
+    assert gc.isenabled()
+    # the one-pass read (open(keep_events=True)) gives the events the file holds
+    assert rec.events_total == len(recorded) and rec.last_hash == recorded_hash(surge_file)
+    assert [a for a in rec.recorded_alarms] == [e for e in recorded if e.kind.startswith("alarm_")]
+    bad = tmp_path / "bad.chairside"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    with pytest.raises(ReplayError):
+        load_recording(bad)
+    assert gc.isenabled()  # given back after a refused file too
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller who had it off keeps it off
+    finally:
+        gc.enable()
+
+
+def recorded_hash(path):
+    from chairside.store import verify
+
+    return verify(path).last_hash

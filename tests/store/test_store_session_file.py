@@ -380,3 +380,77 @@ def test_a_non_finite_reading_is_stored_as_missing_not_lost(tmp_path):
     assert bad.value is None and bad.valid is False and "not_finite" in bad.flags
     assert good.value == 72.0 and good.valid
     sf.close()
+
+
+def _varied_session(tmp_path):
+    """A file with events of many kinds, returned with the events as the writer stored them."""
+    from datetime import datetime
+
+    from chairside.domain.readings import DeviceStatus
+
+    sf, c = _session(tmp_path)
+    stored = [sf.opened]
+    for k in range(3):
+        c.advance(1.0)
+        sf.append_readings(six_readings(c.now(), k))
+    naive = Reading(param="spo2", value=96.0, unit="%", device_time=datetime(2026, 1, 1, 9, 0, 1),
+                    receive_time=c.now(), source="spo2")
+    sf.append_readings([naive])
+    stored.append(sf.flush())
+    c.advance(0.5)
+    for e in (
+        ev.AlarmRaised(t=c.now(), alarm_id="spo2_low#1", priority="medium", param="spo2", value=88.0,
+                       limit=90.0, source_tag="[P]", message="SpO₂ 88 % ≤ 90 %"),
+        ev.DeviceStatusChanged(t=c.now(), status=DeviceStatus(kind="probe_off", param="spo2", detail="---"),
+                               port="/dev/ttyUSB0", driver="masimo"),
+        ev.ObservationRecorded(t=c.now(), author="AB", scale="cadss", score=12.0, items={"a": 1, "b": [2, 3]}),
+        ev.InterventionGiven(t=c.now(), author="AB", drug="ondansetron", dose=4.0, dose_unit="mg", route="IV"),
+        ev.NoteAdded(t=c.now(), author="AB", text="Patientin ruhig — café, 日本語"),
+    ):
+        stored.append(sf.append(e))
+    stored.append(sf.append(ev.Amendment(t=c.now(), author="AB", target_seq=stored[-1].seq, reason="wording",
+                                         replacement={"text": "calm"})))
+    stored.append(sf.append(ev.SessionClosed(t=c.now(), author="AB")))
+    evs = sf.events()
+    sf.close()
+    return tmp_path / "s.chairside", evs, c
+
+
+def test_keep_events_gives_the_events_as_written_and_reads_the_file_once(tmp_path):
+    path, written, c = _varied_session(tmp_path)
+    assert {e.kind for e in written} >= {"readings_recorded", "alarm_raised", "device_status", "note",
+                                          "observation_recorded", "intervention_given", "amendment"}
+    sf = SessionFile.open(path, c, readonly=True, keep_events=True)
+    assert sf._kept is not None and len(sf._kept) == len(written)
+    got = sf.events()
+    assert got == written
+    assert [type(e) for e in got] == [type(e) for e in written]
+    naive = [r for e in got if e.kind == "readings_recorded" for r in e.readings if r.device_time.tzinfo is None]
+    assert len(naive) == 1  # a device clock without a zone comes back as it was recorded
+    assert sf._kept is None  # handed over once; a second call reads the file
+    assert sf.events() == written
+    sf.close()
+    plain = SessionFile.open(path, c, readonly=True)
+    assert plain._kept is None and plain.events() == written
+    plain.close()
+
+
+def test_keep_events_stops_at_the_head_seen_when_opening(tmp_path):
+    sf, c = _session(tmp_path)
+    sf.append(ev.NoteAdded(t=c.now(), author="AB", text="one"))
+    ro = SessionFile.open(tmp_path / "s.chairside", c, readonly=True, keep_events=True)
+    sf.append(ev.NoteAdded(t=c.now(), author="AB", text="two"))  # the writer goes on
+    assert [e.kind for e in ro.events()] == ["session_opened", "note"]
+    ro.close()
+    sf.close()
+
+
+def test_keep_events_on_a_damaged_file_is_refused_like_any_open(tmp_path):
+    path, written, c = _varied_session(tmp_path)
+    con = attacker(path)
+    seq = next(e.seq for e in written if e.kind == "readings_recorded")
+    con.execute("DELETE FROM readings WHERE batch_seq = ?", (seq,))
+    con.commit()
+    con.close()
+    with pytest.raises(SessionFileError, match=f"seq {seq}: its readings are missing"):
+        SessionFile.open(path, c, readonly=True, keep_events=True)

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {written}", file=sys.stderr)
         return 0
     try:
-        sf = SessionFile.open(path, readonly=True)
+        sf = SessionFile.open(path, readonly=True, keep_events=True)
     except SessionFileError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -83,9 +83,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     started = time.perf_counter()
     settings = load_settings_or_usage()
     setup_diagnostics(getattr(settings, "log_dir", None))
-    replayer = build(args)
     import gc
 
+    from chairside.replay import collector_paused
+
+    with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
+        replayer = build(args)
     gc.freeze()  # the recording stays for the whole replay: keep it out of the collector's scans
     if args.headless:
         return _headless(args, replayer, out, err, started)

@@ -95,7 +95,7 @@ def load_session(path: Path) -> LoadedSession:
     from chairside.store import SessionFile
 
     path = Path(path)
-    sf = SessionFile.open(path, readonly=True)
+    sf = SessionFile.open(path, readonly=True, keep_events=True)
     try:
         events = list(sf.events())
         last = _last_hash_from(sf)

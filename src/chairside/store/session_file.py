@@ -151,6 +151,7 @@ class SessionFile:
         self._fault_at: float = 0.0
         self._state: Any = _UNSET
         self._closed = False
+        self._kept: list[tuple[Any, bytes | None]] | None = None  # open(keep_events=True)
 
     # ------------------------------------------------------------------ opening
 
@@ -214,11 +215,15 @@ class SessionFile:
 
     @classmethod
     def open(cls, path: str | Path, clock: Clock | None = None, *, readonly: bool = False,
-             connection_factory: type[sqlite3.Connection] | None = None) -> SessionFile:
+             connection_factory: type[sqlite3.Connection] | None = None,
+             keep_events: bool = False) -> SessionFile:
         """Open an existing session file; unless ``readonly``, resume recording into it.
 
         The whole chain is verified first; a missing, garbage, foreign or damaged file
         raises :class:`SessionFileError` (one line) and nothing is written to it.
+        ``keep_events`` (read-only): the events the verification just read and validated
+        are kept for the first :meth:`events` call, which then does not read the file again
+        (a reader who wants every event, such as a replay).
         """
         path = Path(path)
         clock = clock or WallClock()
@@ -230,7 +235,8 @@ class SessionFile:
             except sqlite3.Error as exc:
                 raise NotASessionFile(f"{path}: cannot open as a session file ({exc})") from None
             try:
-                result, info = walk(ro, path)
+                kept: list[tuple[Any, bytes | None]] | None = [] if (readonly and keep_events) else None
+                result, info = walk(ro, path, keep=kept)
             except BaseException:
                 ro.close()
                 raise
@@ -271,6 +277,7 @@ class SessionFile:
         if not readonly:
             with sf._lock:
                 sf._ensure_state()  # resume: the state is rebuilt before recording continues
+        sf._kept = kept
         return sf
 
     # ------------------------------------------------------------------ properties
@@ -429,6 +436,7 @@ class SessionFile:
         with self._lock:
             if self._closed:
                 return
+            self._kept = None
             lost = 0
             try:
                 if not self.readonly:
@@ -470,6 +478,11 @@ class SessionFile:
         """Every event in seq order, readings filled back in (including any in-memory tail)."""
         with self._lock:
             self._check_open()
+            kept, self._kept = self._kept, None
+            if kept is not None and len(kept) == self._durable_seq and not self._unsaved:
+                # read and verified by open(keep_events=True): the same rows, once
+                return [ev if raw is None else ev.model_copy(update={"readings": tuple(decode_readings(raw))})
+                        for ev, raw in kept]
             rows = self._con.execute(
                 "SELECT e.seq, e.body, r.data FROM events e LEFT JOIN readings r ON r.batch_seq = e.seq "
                 "WHERE e.seq <= ? ORDER BY e.seq", (self._durable_seq,)

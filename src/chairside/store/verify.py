@@ -143,8 +143,15 @@ class _Damaged(Exception):
         self.reason = reason
 
 
-def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
-    """Walk every event in seq order, checking chain, bodies, readings and head."""
+def walk(con: sqlite3.Connection, path: Path,
+         keep: list[tuple[Any, bytes | None]] | None = None) -> tuple[VerifyResult, WalkInfo]:
+    """Walk every event in seq order, checking chain, bodies, readings and head.
+
+    ``keep``: a list that gets ``(event, readings bytes or None)`` for each event as it
+    verifies (the event as validated, its readings still to decode), so that a reader who
+    wants them all (a replay) does not read and validate the file a second time. On a
+    damaged file it holds the intact prefix; callers use it only when the walk is ok.
+    """
     info = WalkInfo()
     try:
         meta = read_meta(con, path)
@@ -160,8 +167,11 @@ def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
         return VerifyResult(False, count, seq, reason, prev, False, meta.get("session_id", "")), info
 
     try:
-        cur = con.execute("SELECT seq, kind, t, body, prev_hash, hash FROM events ORDER BY seq")
-        rcur = con.cursor()
+        # each event with its readings batch, if any (one pass, not a query per batch)
+        cur = con.execute(
+            "SELECT e.seq, e.kind, e.t, e.body, e.prev_hash, e.hash, r.batch_seq, r.count, r.codec, r.data "
+            "FROM events e LEFT JOIN readings r ON r.batch_seq = e.seq ORDER BY e.seq"
+        )
         while True:
             try:
                 row = cur.fetchone()
@@ -169,7 +179,7 @@ def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
                 return bad(expected, f"cannot read the event (file damaged or cut short: {exc})")
             if row is None:
                 break
-            seq, kind, t, body, prev_hash, h = row
+            seq, kind, t, body, prev_hash, h, batch_seq, n, codec, data = row
             if not isinstance(seq, int) or seq != expected:
                 if isinstance(seq, int) and seq > expected:
                     return bad(expected, f"event missing (the next stored event is seq {seq}): deleted")
@@ -197,7 +207,7 @@ def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
             if body_obj.get("kind") != kind or body_obj.get("t") != t:
                 return bad(seq, "kind/t columns do not match the body")
             try:
-                EventAdapter.validate_python(body_obj)
+                event = EventAdapter.validate_python(body_obj)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 loc = ".".join(str(x) for x in first.get("loc", ()))
@@ -210,16 +220,10 @@ def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
                     return bad(seq, "session_id differs between meta and session_opened")
             elif kind == "session_opened":
                 return bad(seq, "a second session_opened event")
+            raw = None
             if kind == "readings_recorded":
-                try:
-                    r = rcur.execute(
-                        "SELECT count, codec, data FROM readings WHERE batch_seq = ?", (seq,)
-                    ).fetchone()
-                except sqlite3.DatabaseError as exc:
-                    return bad(seq, f"cannot read the readings (file damaged: {exc})")
-                if r is None:
+                if batch_seq is None:
                     return bad(seq, "its readings are missing (deleted)")
-                n, codec, data = r
                 if codec != "zlib" or not isinstance(data, bytes):
                     return bad(seq, f"readings stored with unknown codec {codec!r}")
                 try:
@@ -231,6 +235,8 @@ def walk(con: sqlite3.Connection, path: Path) -> tuple[VerifyResult, WalkInfo]:
                 # the digest pins the bytes the writer counted, so the stored count suffices
                 if n != body_obj.get("count"):
                     return bad(seq, f"readings count mismatch ({n} stored, {body_obj.get('count')} chained)")
+            if keep is not None:
+                keep.append((event, raw))
             prev = h
             count += 1
             expected += 1
