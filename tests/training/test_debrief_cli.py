@@ -107,6 +107,20 @@ def test_a_run_cut_short_is_scored_from_what_the_record_shows(tmp_path):
     assert d["header"]["expectations_from"].startswith("the record (the run was cut short)")
     assert {x["id"]: x["status"] for x in d["expectations"]} == live
     assert d["score"]["points"] == points("hypertensive-surge")["pause_on_sbp180"]
+    # the files `chairside train` leaves beside the session: owner-only, like the session file
+    import os
+    import stat
+
+    from chairside.commands.train import write_debrief
+
+    old = os.umask(0o022)
+    try:
+        written = write_debrief(run)
+    finally:
+        os.umask(old)
+    assert [w.name for w in written] == ["cut.debrief.md", "cut.debrief.jsonl"]
+    assert all(stat.S_IMODE(w.stat().st_mode) == 0o600 for w in written)
+    assert "pause_on_sbp180" in written[0].read_text(encoding="utf-8")
 
 
 def test_debrief_of_a_clinical_session_times_each_acknowledgement(tmp_path, capsys):

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from chairside.cli import UsageError
     from chairside.debrief import load_debrief, render
+    from chairside.store.private import write_private_text
 
     if not args.file.exists():
         raise UsageError(f"{args.file}: no such file")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     try:
-        args.out.write_text(text, encoding="utf-8")
+        write_private_text(args.out, text)
     except OSError as exc:
         raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
     return 0

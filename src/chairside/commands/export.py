@@ -76,18 +76,10 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     if path is None:
         yield sys.stdout
         return
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            yield f
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    from chairside.store.private import open_private_text
+
+    with open_private_text(path) as f:  # 0600, like the session file; appears only when complete
+        yield f
 
 
 def refuse_overwriting_a_record(session: Path, out: Path) -> None:

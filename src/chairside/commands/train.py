@@ -72,6 +72,7 @@ def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, 
 def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
     """Write the run's debrief beside its session file (markdown and JSON lines)."""
     from chairside.debrief import to_jsonl, to_markdown
+    from chairside.store.private import write_private_text
 
     d = run.final or run.debrief()
     store = getattr(run.service, "store", None)
@@ -83,7 +84,7 @@ def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
     written = []
     for suffix, text in ((".debrief.md", to_markdown(d)), (".debrief.jsonl", to_jsonl(d))):
         target = base.with_name(base.name + suffix)
-        target.write_text(text, encoding="utf-8")
+        write_private_text(target, text)
         written.append(target)
     return written
 

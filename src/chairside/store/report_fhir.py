@@ -49,6 +49,7 @@ from chairside.domain.events import (
     ObservationRecorded,
     ReadingsRecorded,
 )
+from chairside.store.private import write_private_text
 from chairside.store.report_common import (
     amendments_by_target,
     effective,
@@ -491,5 +492,5 @@ def export(path: Path, out: Path | None = None) -> Path:
     if loaded.last_hash:
         doc.setdefault("meta", {})["tag"] = [{"system": "urn:chairside:last-event-hash", "code": loaded.last_hash}]
     out = Path(out) if out else path.with_suffix(".fhir.json")
-    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_private_text(out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     return out

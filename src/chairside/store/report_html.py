@@ -36,6 +36,7 @@ from chairside.domain.events import (
     SessionClosed,
 )
 from chairside.store import report_rems
+from chairside.store.private import write_private_text
 from chairside.store.report_common import (
     amendments_by_target,
     bp_readings,
@@ -665,5 +666,5 @@ def export(path: Path, out: Path | None = None) -> Path:
     template = load_template(op.protocol) if op else None
     html = render(loaded.events, template, last_hash=loaded.last_hash, source_name=path.name)
     out = Path(out) if out else path.with_suffix(".html")
-    out.write_text(html, encoding="utf-8")
+    write_private_text(out, html)
     return out

@@ -53,6 +53,7 @@ from chairside.domain.events import (
     ObservationRecorded,
     PhaseChanged,
 )
+from chairside.store.private import write_private_text
 from chairside.store.report_common import (
     DATA,
     amendments_by_target,
@@ -347,7 +348,7 @@ def export(path: Path, out: Path | None = None) -> Path:
     doc["source_file"] = path.name
     doc["last_event_hash"] = loaded.last_hash
     out = Path(out) if out else path.with_suffix(".rems.json")
-    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_private_text(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return out
 
 

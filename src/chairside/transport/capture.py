@@ -301,7 +301,14 @@ class CaptureWriter:
             for _ in reader:
                 pass
             end = reader.end_offset if reader.truncated_at is None else reader.truncated_at
-        self._f = open(self.path, "r+b" if end is not None else "wb")  # noqa: SIM115 - kept open
+        if end is None:
+            # a new capture holds the patient's vitals as the monitor sent them: owner only,
+            # like the session file, whatever the umask
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            self._f = os.fdopen(fd, "r+b")  # noqa: SIM115 - kept open
+        else:
+            self._f = open(self.path, "r+b")  # noqa: SIM115 - kept open
         if end is None or end < len(MAGIC):
             self._f.seek(0)
             self._f.truncate()
