@@ -89,7 +89,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
 
     with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
         replayer = build(args)
-    gc.freeze()  # the recording stays for the whole replay: keep it out of the collector's scans
+        # the recording stays for the whole replay: out of the collector's scans from now on
+        # (frozen before the collector is back on, or its first pass would scan it all once)
+        gc.freeze()
     if args.headless:
         return _headless(args, replayer, out, err, started)
     return _console(args, replayer, settings)
