@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chairside.domain.clock import elapsed_text
 from chairside.domain.events import CLINICAL_EVENT_KINDS
 
 FORMATS = ("md", "jsonl")
@@ -33,16 +34,12 @@ _PRIO_MARK = {"high": "***", "medium": "**", "low": "*"}
 
 def load_debrief(path: str | Path) -> dict[str, Any]:
     """The debrief of a session file (``ValueError`` with the file named if unreadable)."""
-    from chairside.store import SessionFile, SessionFileError
+    from chairside.store import SessionFileError, read_session
 
     try:
-        sf = SessionFile.open(path, readonly=True, keep_events=True)
+        events = read_session(path).events
     except SessionFileError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
     d = build_debrief(events)
     d["header"]["file"] = str(path)
     return d
@@ -221,12 +218,7 @@ def _score(exps: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- exports
 def _mmss(s: float | None) -> str:
-    if s is None:
-        return "—"
-    sign = "-" if s < 0 else ""
-    s = abs(int(round(s)))
-    h, rem = divmod(s, 3600)
-    return f"{sign}{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{sign}{rem // 60:02d}:{rem % 60:02d}"
+    return elapsed_text(s, missing="—")
 
 
 def to_markdown(d: dict[str, Any]) -> str:

@@ -131,19 +131,15 @@ def load_recording(path: str | Path, driver: str | None = None, *, protocol: str
 
 
 def _load_session(p: Path, protocol: str | None) -> Recording:
-    from chairside.store import SessionFile, SessionFileError
+    from chairside.store import SessionFileError, read_session
 
     try:
-        sf = SessionFile.open(p, readonly=True, keep_events=True)
+        record = read_session(p)
     except SessionFileError as exc:
         raise ReplayError(str(exc).splitlines()[0] + " (expected a session file or a raw capture)") from None
     except Exception as exc:  # noqa: BLE001 - sqlite and OS errors name the file
         raise ReplayError(f"{p}: cannot read as a session file: {exc}") from None
-    try:
-        events = sf.events()
-        last_hash = sf.last_hash
-    finally:
-        sf.close()
+    events, last_hash = record.events, record.last_hash
     if not events or events[0].kind != "session_opened":
         raise ReplayError(f"{p}: the session file has no session_opened event")
     opened: SessionOpened = events[0]

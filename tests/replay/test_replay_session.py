@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from replay_kit import record, surge_reactions  # noqa: E402
 
 from chairside.replay import Replayer, load_recording  # noqa: E402
-from chairside.store import SessionFile  # noqa: E402
+from chairside.store import SessionFile, read_session  # noqa: E402
 
 LIMITS = Path(__file__).resolve().parents[2] / "src" / "chairside" / "data" / "limits"
 INFUSION_KINDS = {"infusion_started": "running", "infusion_paused": "paused", "infusion_resumed": "running",
@@ -36,6 +36,8 @@ def surge_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def recorded(surge_file):
+    # the plain SQL read, not read_session's one pass that the replay itself loads with:
+    # the comparisons below cross-check the two
     sf = SessionFile.open(surge_file, readonly=True)
     try:
         return sf.events()
@@ -164,11 +166,7 @@ def test_a_replay_recorded_into_a_session_file_verifies_and_says_what_it_is(surg
     r.run_to_end()
     r.close()
     assert verify(out).ok
-    sf = SessionFile.open(out, readonly=True)
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
+    events = read_session(out).events
     notes = [e.text for e in events if e.kind == "note"]
     assert any("replay of the session file surge.chairside" in n for n in notes)
     src = SessionFile.open(surge_file, readonly=True)

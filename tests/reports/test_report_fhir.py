@@ -40,16 +40,12 @@ def session(tmp_path_factory, iv_file):
     """(events as read back from the file when the store exists, bundle dict, script inputs)."""
     events, inputs = rs.iv_session()
     if iv_file is not None:
-        from chairside.store import SessionFile
+        from chairside.store import read_session
 
         out = report_fhir.export(iv_file, tmp_path_factory.mktemp("fhir") / "iv.fhir.json")
         doc = json.loads(out.read_text(encoding="utf-8"))
         assert doc["meta"]["tag"][0]["code"]  # the last event's hash travels with the bundle
-        sf = SessionFile.open(iv_file, readonly=True)
-        try:
-            stored = list(sf.events())
-        finally:
-            sf.close()
+        stored = read_session(iv_file).events
         return stored, doc, inputs
     numbered = rs.numbered(events)
     return numbered, json.loads(json.dumps(report_fhir.bundle(numbered))), inputs

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-import report_scenario as rs  # noqa: F401
 from report_scenario import esk_file, iv_file  # noqa: F401 (fixtures)
 from chairside.cli import main
 from chairside.store.private import open_private_text, write_private_text

@@ -14,7 +14,7 @@ from chairside.domain.protocol import load_template
 from chairside.domain.readings import DeviceStatus, Reading
 from chairside.domain.scales import get_scale
 from chairside.service import CommandRefused, DischargeBlocked, GateBlocked, MonitorService
-from chairside.store import SessionFile, verify
+from chairside.store import read_session, verify
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "chairside" / "data"
 
@@ -46,11 +46,7 @@ def opened(svc, clock, tmp_path, *, weight=70.0):
 
 
 def events_on_disk(path):
-    sf = SessionFile.open(path, readonly=True)
-    try:
-        return sf.events()
-    finally:
-        sf.close()
+    return read_session(path).events
 
 
 def test_readings_are_stored_before_they_are_published(svc, clock, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from chairside.cli import main
 from chairside.service import MonitorService
-from chairside.store import SessionFile
+from chairside.store import read_session
 from chairside.training import InProcessMonitor, TrainingRun, record_headless
 from simulators.api import DEFAULT_START
 
@@ -127,11 +127,7 @@ def test_debrief_of_a_clinical_session_times_each_acknowledgement(tmp_path, caps
     from chairside.debrief import load_debrief
 
     path = record(tmp_path / "clinic.chairside", reactions=surge_reactions(), duration_s=2700)
-    sf = SessionFile.open(path, readonly=True)
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
+    events = read_session(path).events
     raised = {e.alarm_id: e.t for e in events if e.kind == "alarm_raised"}
     acked = {}
     for e in events:

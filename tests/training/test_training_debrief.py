@@ -19,7 +19,7 @@ from pilot_kit import set_field, settle, submit
 from chairside.commands.train import protocol_for
 from chairside.debrief import load_debrief
 from chairside.service import MonitorService
-from chairside.store import SessionFile
+from chairside.store import read_session
 from chairside.training import InProcessMonitor, TrainingRun
 from chairside.ui import create_app
 from simulators.api import DEFAULT_START
@@ -142,11 +142,7 @@ async def test_debrief_scores_a_scripted_trainee(tmp_path, full):
     again = load_debrief(path)
     assert again["score"] == shown["score"]
     assert [x["status"] for x in again["expectations"]] == [x["status"] for x in shown["expectations"]]
-    sf = SessionFile.open(path, readonly=True)
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
+    events = read_session(path).events
     assert events[0].training and events[0].scenario == SCENARIO and events[0].sim_seed == SEED
     kinds = [(e.kind, getattr(e, "action", "")) for e in events]
     assert ("training", "begin") in kinds and ("training", "debrief") in kinds

@@ -13,7 +13,7 @@ import pytest
 from chairside.debrief import load_debrief
 from chairside.domain.clock import WallClock
 from chairside.service import MonitorService
-from chairside.store import SessionFile, verify
+from chairside.store import read_session, verify
 from chairside.training import TrainingRun
 
 pytestmark = pytest.mark.e2e
@@ -80,11 +80,7 @@ def test_training_run_over_a_loopback_socket(tmp_path):
     svc.close_session(author="TR", reason="end of the exercise")
     svc.shutdown()
     assert verify(path).ok
-    sf = SessionFile.open(path, readonly=True)
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
+    events = read_session(path).events
     training = [e for e in events if e.kind == "training"]
     assert any(e.source == "instructor" and e.action == "artefact_start" and e.detail == "probe_off"
                for e in training)

@@ -11,7 +11,7 @@ from chairside.domain.clock import ManualClock
 from chairside.domain.protocol import load_template
 from chairside.domain.scales import get_scale
 from chairside.service import MonitorService
-from chairside.store import SessionFile
+from chairside.store import read_session
 from chairside.ui import create_app
 
 
@@ -36,11 +36,7 @@ class Rig:
         return create_app(self.svc, self.clock, None, **kw)
 
     def events(self):
-        sf = SessionFile.open(self.path, readonly=True)
-        try:
-            return sf.events()
-        finally:
-            sf.close()
+        return read_session(self.path).events
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def refuse_overwriting_a_record(session: Path, out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chairside.cli import UsageError
-    from chairside.store import SessionFile, SessionFileError
+    from chairside.store import SessionFileError, read_session
 
     path = Path(args.file)
     out_path = Path(args.out) if args.out else None
@@ -141,13 +141,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {written}", file=sys.stderr)
         return 0
     try:
-        sf = SessionFile.open(path, readonly=True, keep_events=True)
+        events = read_session(path).events
     except SessionFileError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        events = sf.events()
-    finally:
-        sf.close()
     try:
         with _output(args.out) as out:
             n = write_csv(events, out) if args.format == "csv" else write_jsonl(events, out)

@@ -1,7 +1,8 @@
 """Clocks: time is injected, never read from the wall inside the core.
 
 Owns: the ``Clock`` protocol, ``WallClock`` (live) and ``ManualClock`` (tests, replay,
-simulation: advanced explicitly).
+simulation: advanced explicitly); ``elapsed_text``, the one way an elapsed time is written
+for people (console, debrief).
 Must not import: anything outside stdlib.
 """
 
@@ -52,3 +53,16 @@ class ManualClock:
         if elapsed < self._elapsed:
             raise ValueError("a clock does not go backwards")
         self._elapsed = elapsed
+
+
+def elapsed_text(seconds: float | None, missing: str = "--:--") -> str:
+    """'mm:ss' under an hour, 'h:mm:ss' from one, '-' before a negative time; ``missing``
+    when unknown."""
+    if seconds is None:
+        return missing
+    neg = seconds < 0
+    s = int(round(abs(seconds)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    txt = f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+    return f"-{txt}" if neg else txt

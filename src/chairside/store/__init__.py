@@ -4,7 +4,8 @@ May import: chairside.domain, stdlib (sqlite3, hashlib, json, csv). Must not imp
 textual, serial, chairside.transport, chairside.alarms, chairside.service.
 
 Public API: :class:`SessionFile` (create/open/append/append_readings/flush/tick/retry/
-events/readings/state/last_hash/degraded/close), :func:`verify` -> :class:`VerifyResult`,
+events/readings/state/last_hash/degraded/close), :func:`read_session` -> :class:`SessionRecord`
+(a whole file for a reader, verified and read once), :func:`verify` -> :class:`VerifyResult`,
 and the errors :class:`SessionFileError` (base), :class:`NotASessionFile`,
 :class:`DamagedSessionFile`, :class:`SessionFileBusy`. The byte forms that are hashed are
 documented in :mod:`chairside.store.canonical`; the layout in :mod:`chairside.store.schema`.
@@ -16,7 +17,7 @@ from chairside.store.schema import (
     SessionFileBusy,
     SessionFileError,
 )
-from chairside.store.session_file import SessionFile
+from chairside.store.session_file import SessionFile, SessionRecord, read_session
 from chairside.store.verify import VerifyResult, verify
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "SessionFile",
     "SessionFileBusy",
     "SessionFileError",
+    "SessionRecord",
     "VerifyResult",
+    "read_session",
     "verify",
 ]

@@ -1,13 +1,13 @@
 """Shared reading of a session's events for the reports (HTML, FHIR, REMS).
 
-Owns: loading a session file for a report (events + the hash of the last event), and the
-pure derivations the reports share: amendments applied beside their originals, phase
+Owns: the pure derivations the reports share (a report reads its session file with
+:func:`chairside.store.read_session`): amendments applied beside their originals, phase
 intervals, vital series from ``readings_recorded`` events, infusion segments and totals,
 a one-line summary of every event kind, time formatting.
 Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
 
-Everything here is a pure function of a list of events (no clock, no I/O) except
-:func:`load_session`, which opens the file through :class:`chairside.store.SessionFile`.
+Everything here is a pure function of a list of events (no clock, no I/O) except the
+loading of data files (templates, limits, scales).
 """
 
 from __future__ import annotations
@@ -38,72 +38,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 # --------------------------------------------------------------------------- loading
-
-
-@dataclass(frozen=True)
-class LoadedSession:
-    path: Path
-    events: list[Any]
-    last_hash: str | None
-
-
-def _last_hash_from(sf: Any) -> str | None:
-    """The hash of the last event, from whatever the store exposes (attribute or method)."""
-    for name in ("last_hash", "head_hash", "head", "tip_hash", "chain_head"):
-        v = getattr(sf, name, None)
-        if callable(v):
-            try:
-                v = v()
-            except TypeError:
-                v = None
-        if isinstance(v, (bytes, bytearray)):
-            v = bytes(v).hex()
-        if isinstance(v, str) and v:
-            return v
-    return None
-
-
-def _last_hash_sqlite(path: Path) -> str | None:
-    """Fallback: read the hash column of the last event row straight from the SQLite file."""
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        for table in tables:
-            cols = [r[1] for r in con.execute(f"pragma table_info('{table}')")]
-            seqcol = next((c for c in cols if c in ("seq", "id")), None)
-            hcol = next((c for c in cols if c in ("hash", "chain_hash", "row_hash", "digest_hash")), None)
-            if seqcol and hcol and "event" in table.lower():
-                row = con.execute(f"select {hcol} from '{table}' order by {seqcol} desc limit 1").fetchone()
-                if row and row[0]:
-                    return row[0].hex() if isinstance(row[0], bytes) else str(row[0])
-    except sqlite3.Error:
-        return None
-    finally:
-        con.close()
-    return None
-
-
-def load_session(path: Path) -> LoadedSession:
-    """Open a session file read-only through the store (it verifies the chain first) and
-    return its events and the hash of its last event. A missing, foreign or damaged file
-    raises the store's one-line ``SessionFileError``."""
-    from chairside.store import SessionFile
-
-    path = Path(path)
-    sf = SessionFile.open(path, readonly=True, keep_events=True)
-    try:
-        events = list(sf.events())
-        last = _last_hash_from(sf)
-    finally:
-        sf.close()
-    if last is None:
-        last = _last_hash_sqlite(path)
-    return LoadedSession(path=path, events=events, last_hash=last)
 
 
 def load_template(name: str | None) -> Any | None:

@@ -50,11 +50,11 @@ from chairside.domain.events import (
     ReadingsRecorded,
 )
 from chairside.store.private import write_private_text
+from chairside.store.session_file import read_session
 from chairside.store.report_common import (
     amendments_by_target,
     effective,
     infusion_record,
-    load_session,
     load_template,
     numbered,
     opened,
@@ -485,7 +485,7 @@ def bundle(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
 def export(path: Path, out: Path | None = None) -> Path:
     """Write the FHIR R4 Bundle of a session file as JSON; default ``<file>.fhir.json``."""
     path = Path(path)
-    loaded = load_session(path)
+    loaded = read_session(path)
     op = opened(loaded.events)
     template = load_template(op.protocol) if op else None
     doc = bundle(loaded.events, template)

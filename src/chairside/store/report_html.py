@@ -37,6 +37,7 @@ from chairside.domain.events import (
 )
 from chairside.store import report_rems
 from chairside.store.private import write_private_text
+from chairside.store.session_file import read_session
 from chairside.store.report_common import (
     amendments_by_target,
     bp_readings,
@@ -46,7 +47,6 @@ from chairside.store.report_common import (
     infusion_record,
     last_time,
     load_limits,
-    load_session,
     load_template,
     minutes_between,
     numbered,
@@ -661,7 +661,7 @@ def _ev(f: dict[str, Any], key: str) -> str:
 def export(path: Path, out: Path | None = None) -> Path:
     """Write the HTML report of a session file; default ``<file>.html`` beside it."""
     path = Path(path)
-    loaded = load_session(path)
+    loaded = read_session(path)
     op = opened(loaded.events)
     template = load_template(op.protocol) if op else None
     html = render(loaded.events, template, last_hash=loaded.last_hash, source_name=path.name)

@@ -54,12 +54,12 @@ from chairside.domain.events import (
     PhaseChanged,
 )
 from chairside.store.private import write_private_text
+from chairside.store.session_file import read_session
 from chairside.store.report_common import (
     DATA,
     amendments_by_target,
     bp_readings,
     effective,
-    load_session,
     load_template,
     opened,
     scale_info,
@@ -338,7 +338,7 @@ def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
 def export(path: Path, out: Path | None = None) -> Path:
     """Write the REMS fields of an esketamine session file as JSON; default ``<file>.rems.json``."""
     path = Path(path)
-    loaded = load_session(path)
+    loaded = read_session(path)
     op = opened(loaded.events)
     template = load_template(op.protocol) if op else None
     if not is_esketamine(loaded.events, template):

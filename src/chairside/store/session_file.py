@@ -677,6 +677,27 @@ class SessionFile:
 # ---------------------------------------------------------------------- helpers
 
 
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A whole session file as a reader wants it: every event and the hash of the last."""
+
+    path: Path
+    events: list[Any]
+    last_hash: str
+
+
+def read_session(path: str | Path) -> SessionRecord:
+    """Every event of a session file, readings filled in, read once: the chain is verified
+    on the way, as :meth:`SessionFile.open` does, and a missing, foreign or damaged file
+    raises the same one-line :class:`SessionFileError`. For replay, debrief, reports and
+    export."""
+    sf = SessionFile.open(path, readonly=True, keep_events=True)
+    try:
+        return SessionRecord(path=Path(path), events=sf.events(), last_hash=sf.last_hash)
+    finally:
+        sf.close()
+
 def _first_entry(opened: SessionOpened) -> tuple[SessionOpened, _Entry]:
     body_obj = event_body(opened.model_copy(update={"seq": 1}))
     body = canonical_json(body_obj)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from chairside.domain.clock import elapsed_text
 from chairside.service_model import MARKERS
 
 DASHES = "---"
@@ -32,15 +33,8 @@ def age(seconds: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """'mm:ss' or 'h:mm:ss'."""
-    if seconds is None:
-        return "--:--"
-    neg = seconds < 0
-    s = int(round(abs(seconds)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    txt = f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-    return f"-{txt}" if neg else txt
+    """'mm:ss' or 'h:mm:ss' ('--:--' when unknown)."""
+    return elapsed_text(seconds)
 
 
 def clock(t: datetime | None) -> str:
