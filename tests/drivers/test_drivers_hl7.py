@@ -61,7 +61,7 @@ def tuples(out) -> list[tuple]:
 NIBP_T = datetime(2015, 1, 22, 11, 50, 0, tzinfo=UTC)
 OBR_T = datetime(2015, 1, 22, 18, 26, 56, tzinfo=UTC)
 ACME_T = datetime(2011, 6, 2, 4, 58, 42, tzinfo=UTC)
-Q = ("questionable",)
+Q = ("questionable", "status:X")  # OBX-11 X with a value (driver docstring table)
 APPENDIX_E_READINGS = [
     r("nibp_sys", 117, NIBP_T, "nibp", Q), r("nibp_dia", 82, NIBP_T, "nibp", Q), r("nibp_map", 90, NIBP_T, "nibp", Q),
     r("hr", 80, OBR_T, "ecg", Q), r("rr", 30, OBR_T, "resp", Q), r("spo2", 99, OBR_T, "spo2", Q),
@@ -149,7 +149,7 @@ def test_questionable_wrong_and_missing_status():
                       "OBX|2|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.3.1.1|97|%^%^UCUM|||||W",
                       "OBX|3|NM|149530^MDC_PULS_OXIM_PULS_RATE^MDC|1.3.1.2||{beat}/min^{beat}/min^UCUM|||||X"))
     got = {x.param: (x.value, x.valid, x.flags) for x in out}
-    assert got["hr"] == (72.0, True, ("questionable",))  # X with a value: still a value
+    assert got["hr"] == (72.0, True, ("questionable", "status:X"))  # X with a value: still a value
     assert got["spo2"] == (97.0, False, ("status:W",))
     assert got["pr"] == (None, False, ("empty", "status:X"))
 
@@ -239,3 +239,31 @@ def test_over_long_segment_is_dropped():
     d.flush()
     out = d.feed(_msg("OBX|1|NM|150456^X^MDC|1|95|%|||||R"))
     assert [x.value for x in out] == [95.0]
+
+
+# IHE PCD TF-2 Appendix B.8, Table B.8.5-6 (11073 MeasurementStatus -> OBX-8 / OBX-11) and HL7 Table 0085
+@pytest.mark.parametrize(("obx8", "obx11", "valid", "questionable"), [
+    ("", "F", True, False),
+    ("", "R", True, False),
+    ("QUES", "R", True, True),      # questionable(1) -> QUES, R
+    ("CAL", "R", True, True),       # calibration-ongoing(3) -> CAL, R
+    ("EARLY", "R", True, True),     # early-indication(9) -> EARLY, R
+    ("", "X", True, True),          # X with a value: questionable (gateways mark good values X)
+    ("INV", "X", False, False),     # invalid(0) -> INV, X
+    ("NAV", "X", False, False),     # not-available(2) -> NAV, X
+    ("BUSY", "X", False, False),    # msmt-ongoing(10) -> BUSY, X
+    ("DEMO", "R", False, False),    # demo-data(5): not this patient
+    ("TEST", "R", False, False),    # test-data(4)
+    ("H~PH~SP", "F", True, False),  # an alarm flag is not a measurement status
+    ("", "W", False, False),        # posted as wrong
+    ("", "N", False, False),        # not asked
+    ("", "Z", True, True),          # a status we do not know is never silently trusted
+])
+def test_result_and_measurement_status_table(obx8, obx11, valid, questionable):
+    _, out = run(_msg(f"OBX|1|NM|150021^MDC_PRESS_BLD_NONINV_SYS^MDC|1.1.1.1|120|266016^MDC_DIM_MMHG^MDC||{obx8}"
+                      f"|||{obx11}"))
+    (x,) = [x for x in out if isinstance(x, Reading)]
+    assert x.valid is valid, x.flags
+    assert ("questionable" in x.flags) is questionable, x.flags
+    if not valid:
+        assert x.flags, "an invalid reading says why"

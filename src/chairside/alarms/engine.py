@@ -280,6 +280,8 @@ class AlarmEngine:
         self._protected = frozenset(b.protected_params_while_infusing)
         inp = profile.input
         self._invalid_flags = frozenset(inp.invalid_flags)
+        self._questionable_flags = frozenset(inp.questionable_flags)
+        self._questionable: dict[str, bool] = {}  # param -> its last valid value was questionable
         self._lost_status = frozenset(inp.spo2_lost_status)
         self._not_data_status = frozenset(inp.not_data_status)
         tech = profile.technical
@@ -411,6 +413,8 @@ class AlarmEngine:
                    owner: object, out: list) -> ActiveAlarm:
         self._counter += 1
         latching = klass == "physiological" and rank in self._latch_ranks
+        if param is not None and self._questionable.get(param):
+            message = f"{message} (questionable value)"
         a = ActiveAlarm(
             id=f"{rule}#{self._counter}", priority=_NAMES[rank], alarm_class=klass, rule=rule,
             param=param, value=value, limit=limit, source_tag=source, message=message, since=now,
@@ -742,6 +746,11 @@ class AlarmEngine:
             elif not nibp:
                 self._drop(p, now, mono, out)
             return out
+        # a questionable value (device flag) is evaluated like any other; an alarm it raises says so
+        if reading.flags and not self._questionable_flags.isdisjoint(reading.flags):
+            self._questionable[p] = True
+        elif self._questionable:
+            self._questionable.pop(p, None)
         if nibp:
             self._add_nibp(reading, p, v, now, mono, out)
             return out

@@ -235,6 +235,9 @@ class Behaviour(_M):
 
 class InputRules(_M):
     invalid_flags: tuple[str, ...] = ()
+    # flags of a value the device calls questionable (HL7 OBX-11 X, OBX-8 QUES): evaluated like
+    # any valid value, and an alarm it raises says so (chairside.drivers.hl7 explains why)
+    questionable_flags: tuple[str, ...] = ("questionable",)
     spo2_lost_status: tuple[str, ...] = ()
     not_data_status: tuple[str, ...] = ()
 

@@ -1,13 +1,31 @@
 """The driver contract shared by every protocol module, and the driver registry.
 
-Owns: ``Driver`` (abstract base), ``DriverStats``, ``SerialDefaults``, ``get_driver``.
+Owns: ``Driver`` (abstract base), ``DriverStats``, ``SerialDefaults``, ``get_driver``, and the
+one validity rule every driver applies to a device value (``parse_number``, ``check_value``,
+``PLAUSIBLE``).
 Must not import: serial, sockets, clocks, textual.
+
+The validity rule (every driver, every value; the bounds in ``chairside/data/plausible.toml``):
+
+* Text numbers are read by ``parse_number``: an optional sign, digits, an optional decimal
+  point and digits (HL7 NM; Masimo's fields). Python's ``float()`` also takes ``1_000``,
+  ``1e3``, `` nan``, ``inf`` and ``infinity``: none of them is a device number, they are
+  ``not_numeric``.
+* ``check_value(param, value)`` returns None for a possible value, else the flag that makes
+  the reading invalid: ``not_finite:<v>`` (NaN, infinity, a digit string too long for a
+  float), ``negative:<v>`` (below zero where the parameter's minimum is zero),
+  ``out_of_range:<v>`` (outside the parameter's plausible range). A reading so flagged has
+  ``value=None`` and ``valid=False``: a value that cannot be a measurement is never shown,
+  stored or alarmed on as one, and ``decode`` prints ``null`` (never ``NaN``/``Infinity``).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import ClassVar
 
 from chairside.domain.readings import DriverOutput
@@ -18,6 +36,58 @@ _REGISTRY: dict[str, str] = {
     "masimo": "chairside.drivers.masimo:MasimoDriver",
     "hl7": "chairside.drivers.hl7:Hl7Driver",
 }
+
+
+def _load_plausible() -> dict[str, tuple[float, float]]:
+    text = resources.files("chairside.data").joinpath("plausible.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    out: dict[str, tuple[float, float]] = {}
+    for param, spec in data.items():
+        if not isinstance(spec, dict):
+            continue
+        lo, hi = float(spec["min"]["value"]), float(spec["max"]["value"])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise ValueError(f"plausible.toml [{param}]: min {lo} / max {hi} is not a range")
+        out[param] = (lo, hi)
+    return out
+
+
+PLAUSIBLE: dict[str, tuple[float, float]] = _load_plausible()
+_NUMBER_BYTES = b"0123456789+-."
+_isfinite = math.isfinite
+
+
+def parse_number(raw: bytes) -> float | None:
+    """A decimal number as devices write it (``[+|-]digits[.digits]``), else None.
+
+    Non-finite results (a digit string too long for a float) come back as they are:
+    ``check_value`` flags them.
+    """
+    if not raw or raw.translate(None, _NUMBER_BYTES):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _show(value: float) -> str:
+    return repr(value) if not _isfinite(value) else (f"{value:.0f}" if value.is_integer() else f"{value:g}")
+
+
+def check_value(param: str, value: float) -> str | None:
+    """None when ``value`` is a possible value of ``param``; else the invalidating flag."""
+    if not _isfinite(value):
+        return f"not_finite:{_show(value)}"
+    bounds = PLAUSIBLE.get(param)
+    if bounds is None:
+        return None
+    lo, hi = bounds
+    if value < lo:
+        return f"negative:{_show(value)}" if value < 0 <= lo else f"out_of_range:{_show(value)}"
+    if value > hi:
+        return f"out_of_range:{_show(value)}"
+    return None
 
 
 @dataclass(frozen=True)

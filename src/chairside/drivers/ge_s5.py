@@ -22,6 +22,10 @@ Decisions (documented here because the protocol leaves them to the host):
   u16 after the marker byte); ECG HR, NIBP sys/dia/mean, SpO2 and its pulse rate.
 * Values <= -32001 are markers, never numbers: ``value=None, valid=False`` and a flag
   ``marker:<name>`` (``marker:no_data`` for -32767 ...; unknown ones ``marker:<int>``).
+* Other values go through the drivers' one validity rule (``chairside.drivers.base``,
+  bounds in ``chairside/data/plausible.toml``): a negative or impossible value (an int16
+  of -5, an SpO2 of 120.00) is ``value=None, valid=False`` with ``negative:<v>`` /
+  ``out_of_range:<v>``.
 * Group status bit 0 (exists) clear: the module is absent; no reading for its parameters,
   and a ``DeviceStatus(kind="module_absent", param=<group>)`` when that changes
   (``active=False`` when the module is back). Bit 0 set but bit 1 (active) clear: a reading
@@ -43,7 +47,7 @@ from typing import ClassVar
 
 from chairside.domain.readings import DeviceStatus, DriverOutput, Reading
 from chairside.drivers._fast import reading as _fast_reading
-from chairside.drivers.base import Driver, DriverStats, SerialDefaults
+from chairside.drivers.base import Driver, DriverStats, SerialDefaults, check_value
 
 # --- protocol constants (Datex-Ohmeda S/5 DRI; README of ../shared/vectors) -------------
 FLAG = 0x7E
@@ -318,6 +322,9 @@ def _reading(param: str, raw: int, scale: int, unit: str, status: int, when: dat
         value, valid, flags = None, False, (f"marker:{_marker_name(raw)}",)
     else:
         value, valid, flags = (raw / scale if scale != 1 else float(raw)), True, ()
+        bad = check_value(param, value)
+        if bad is not None:
+            value, valid, flags = None, False, (bad,)
     return _fast_reading({"param": param, "value": value, "unit": unit, "valid": valid, "flags": flags,
                           "device_time": when, "source": source})
 

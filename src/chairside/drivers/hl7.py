@@ -22,8 +22,43 @@ Reading (ISO/IEEE 11073 MDC code *numbers* in OBX-3, never the text; ../shared/v
   ``converted:kPa``); an unknown unit keeps the value but marks it invalid (``unit:<text>``).
 * Missing: empty OBX-5 (flag ``empty``), a vendor sentinel from
   ``chairside/data/hl7_sentinels.toml`` (flag ``sentinel:<n>``), a non-number
-  (``not_numeric``). OBX-11 ``X`` with a value keeps it, flagged ``questionable``; OBX-11
-  ``W``/``D`` (wrong, deleted) make it invalid (``status:W``).
+  (``not_numeric:<text>``: OBX-5 of an NM must be ``[sign]digits[.digits]``, so ``1_000``,
+  ``1e3``, ``NaN`` and ``inf``, which Python's ``float()`` would take, are not numbers), and
+  a value the drivers' one validity rule (``chairside.drivers.base.check_value``, bounds in
+  ``chairside/data/plausible.toml``) calls impossible, after unit conversion
+  (``negative:<v>``, ``out_of_range:<v>``, ``not_finite:<v>``).
+* Result status (OBX-11, HL7 Table 0085) and measurement status (OBX-8 codes of ISO/IEEE
+  11073 MeasurementStatus, IHE PCD TF-2 Appendix B.8, Tables B.8.5-6 and B.8.5-7):
+
+  ====================================  =====================================================
+  status                                 reading
+  ====================================  =====================================================
+  OBX-11 ``F`` ``C`` ``P`` ``R`` ``S``   a result: valid
+  ``U`` or empty
+  OBX-11 ``X`` with a value               **questionable**: kept, valid, flags
+                                          ``questionable``, ``status:X``. Table B.8.5-6 maps
+                                          11073 invalid / not-available / msmt-ongoing to
+                                          ``X``, but gateways (the IHE Philips example) send
+                                          ``X`` on every OBX, good values too (vectors README);
+                                          with OBX-8 ``INV``/``NAV``/``BUSY`` it is invalid
+  OBX-11 ``X`` without a value            missing (``empty``, ``status:X``)
+  OBX-11 ``W`` ``D`` ``N`` ``O`` ``I``    not a value of the patient: invalid (``status:W``...)
+  any other OBX-11 letter                 questionable (``questionable``, ``status:<c>``)
+  OBX-8 ``QUES`` ``CAL`` ``EARLY``        questionable (``questionable``, ``abnormal:QUES``)
+  OBX-8 ``INV`` ``NAV`` ``BUSY`` ``TEST``  invalid (``abnormal:<code>``): not a measurement of
+  ``DEMO`` ``OFF`` ``NI`` ``NA`` ``MSK``  this patient now (test/demo data, being measured,
+  ``OTH`` ``NAN`` ``PINF`` ``NINF``       off, a null flavour)
+  ====================================  =====================================================
+
+  A questionable value is never dropped: the alarm engine evaluates it like any valid
+  value and marks an alarm it raises as raised on a questionable value. Why not a separate
+  technical "questionable data" alarm: in PCD-01 a questionable measurement is still a
+  reported result (11073 ``questionable`` maps to OBX-11 ``R`` + OBX-8 ``QUES``, Table
+  B.8.5-6), and the physiological/technical split of an alarm follows its source (PCD-04
+  OBX-8 ``SP``/``ST``, Table B.8.5-10): a limit crossed by the patient's value is a
+  physiological condition, the doubt about the value is a property of it. So the alarm keeps
+  its rule, priority, delay, latching and escalation, and the nurse sees that the value
+  needs checking (a repeat cuff), instead of a second alarm for one condition.
 * Time: OBX-14, else OBR-7 (HL7 TS with optional ``+/-ZZZZ``; without an offset the MSH-7
   offset applies, else UTC). None when neither is present.
 * NIBP (and pulse rate from NIBP) with an OBX-14 is emitted once per measurement: an
@@ -53,7 +88,7 @@ from typing import ClassVar
 from chairside.domain.readings import DeviceStatus, DriverOutput
 from chairside.drivers._fast import reading as _reading
 from chairside.drivers._fast import status as _status
-from chairside.drivers.base import Driver, SerialDefaults
+from chairside.drivers.base import Driver, SerialDefaults, check_value, parse_number
 
 VT = 0x0B  # MLLP start block
 FS = 0x1C  # MLLP end block (followed by CR)
@@ -170,6 +205,34 @@ class _Message:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
+
+
+# --- OBX-11 result status and OBX-8 measurement status (IHE PCD TF-2 Appendix B.8, Table B.8.5-6) ---
+_VALID, _QUESTIONABLE, _INVALID = 0, 1, 2
+# HL7 Table 0085: a result (C = a correction, which is a new value here)
+RESULT_STATUSES = frozenset({b"", b"F", b"C", b"P", b"R", b"S", b"U"})
+# Not a value of the patient: wrong / deleted, not asked, order detail only, pending
+NOT_A_RESULT_STATUSES = frozenset({b"W", b"D", b"N", b"O", b"I"})
+# OBX-8 codes of ISO/IEEE 11073 MeasurementStatus and nullFlavors (Table B.8.5-6 / B.8.5-7)
+OBX8_INVALID = frozenset({b"INV", b"NAV", b"BUSY", b"TEST", b"DEMO", b"OFF", b"NI", b"NA", b"MSK", b"OTH",
+                          b"NAN", b"PINF", b"NINF"})
+OBX8_QUESTIONABLE = frozenset({b"QUES", b"CAL", b"EARLY"})
+
+
+def _status_verdict(status: bytes, abnormal) -> tuple[int, tuple[str, ...]]:
+    """(valid | questionable | invalid, flags) for one OBX's OBX-11 and OBX-8 repetitions."""
+    codes = [a.strip() for a in abnormal]
+    bad = tuple(f"abnormal:{_text(a)}" for a in codes if a in OBX8_INVALID)
+    if status in NOT_A_RESULT_STATUSES or bad:
+        return _INVALID, ((f"status:{_text(status)}",) if status and status not in RESULT_STATUSES else ()) + bad
+    ques = tuple(f"abnormal:{_text(a)}" for a in codes if a in OBX8_QUESTIONABLE)
+    if status == b"X":
+        return _QUESTIONABLE, ("status:X",) + ques
+    if status not in RESULT_STATUSES:
+        return _QUESTIONABLE, (f"status:{_text(status[:8])}",) + ques
+    if ques:
+        return _QUESTIONABLE, ques
+    return _VALID, ()
 
 
 class Hl7Driver(Driver):
@@ -336,24 +399,24 @@ class Hl7Driver(Driver):
         if not raw:
             flags = ("empty",)
         else:
-            first = raw.split(msg.rs, 1)[0].split(msg.cs, 1)[0]
-            try:
-                value = float(first)
-            except ValueError:
-                flags = ("not_numeric",)
-            else:
-                if value in SENTINELS or value != value or value in (float("inf"), float("-inf")):
-                    flags = (f"sentinel:{_text(first)}",)
-                    value = None
+            first = raw.split(msg.rs, 1)[0].split(msg.cs, 1)[0].strip()
+            value = parse_number(first)
+            if value is None:
+                flags = (f"not_numeric:{_text(first[:40])}",)
+            elif value in SENTINELS:
+                flags = (f"sentinel:{_text(first)}",)
+                value = None
         valid = value is not None
-        if status:
-            if status == b"X" and value is not None:
-                flags += ("questionable",)
-            elif status in (b"W", b"D"):
-                flags += (f"status:{_text(status)}",)
-                valid = False
-            elif status == b"X":
-                flags += ("status:X",)
+        # OBX-11 result status and OBX-8 measurement-status codes (module docstring)
+        abnormal = f[8].split(msg.rs) if len(f) > 8 and f[8] else ()
+        verdict, why = _status_verdict(status, abnormal)
+        if verdict == _INVALID:
+            flags += why
+            valid = False
+        elif verdict == _QUESTIONABLE and value is not None:
+            flags += ("questionable",) + why
+        elif why and value is None:
+            flags += why
         # unit
         units = f[6].split(msg.cs) if len(f) > 6 and f[6] else []
         if value is not None and units:
@@ -368,6 +431,11 @@ class Hl7Driver(Driver):
                 else:
                     flags += (f"unit:{got}",)
                     valid = False
+        if value is not None:
+            bad = check_value(param, value)
+            if bad is not None:
+                flags += (bad,)
+                value = None
         if source == "nibp" and obs_time_raw:
             key = (param, source)
             mark = (value, obs_time_raw)
@@ -435,11 +503,8 @@ class Hl7Driver(Driver):
                 flags.append(f"inactivation:{_text(val)}")
             elif code in CODES:
                 param = CODES[code][0]
-                try:
-                    value = float(val.split(cs, 1)[0]) if val else None
-                except ValueError:
-                    value = None
-                if value is not None and value in SENTINELS:
+                value = parse_number(val.split(cs, 1)[0].strip()) if val else None
+                if value is not None and (value in SENTINELS or check_value(param, value) is not None):
                     value = None
                 if len(f) > 7 and f[7].strip():
                     flags.append(f"limits:{_text(f[7].strip())}")

@@ -23,6 +23,10 @@ Decisions:
   "Masimo SET" is a mode, not an exception, and is not a flag). With an EXC bit that means
   the sensor cannot measure (no sensor, defective/unrecognised/incompatible sensor, sensor
   off, cable faults) every value is missing, whatever digits the line carries.
+* Every value goes through the drivers' one validity rule (``chairside.drivers.base``): only
+  ``[sign]digits[.digits]`` is a number (``NaN``, ``inf``, ``1e999``, ``1_000`` are
+  ``not_numeric:<text>``), and a negative or impossible value (``BPM=-5``, ``SPO2=101``) is
+  missing with the flag ``negative:<v>`` / ``out_of_range:<v>``, never a valid reading.
 * ``SPO2``/``BPM``/``PI`` of zero are "no value" (the trend format writes ``000`` for no
   data), never a saturation, rate or perfusion of zero: ``value=None`` with flag ``zero``.
 * ``DeviceStatus(kind="probe_off")``: ``active=True`` when EXC sensor-off or no-sensor
@@ -45,7 +49,7 @@ from typing import ClassVar
 
 from chairside.domain.readings import DeviceStatus, DriverOutput
 from chairside.drivers._fast import trusted_reading as _reading
-from chairside.drivers.base import Driver, SerialDefaults
+from chairside.drivers.base import Driver, SerialDefaults, check_value, parse_number
 
 # EXC bit names: Masimo manual (001-800) and the MD PnP table (100, 1000-400000), as quoted
 # in ../shared/vectors/masimo/ascii-samples.txt.
@@ -257,22 +261,24 @@ class MasimoDriver(Driver):
                 value = None
                 rflags = flags if "no_data" in flags else flags + ("no_data",)
             else:
-                try:
-                    value = float(raw.rstrip(b"%"))
-                except ValueError:
+                value = parse_number(raw.rstrip(b"%"))
+                if value is None:
                     if not always:
                         continue
+                    rflags = flags + (f"not_numeric:{raw.decode('ascii')}",)
+                elif blocked:
                     value = None
-                    rflags = flags + ("not_numeric",)
+                    rflags = flags
+                elif zero_missing and value == 0:
+                    value = None
+                    rflags = flags + ("zero",)
                 else:
-                    if blocked:
-                        value = None
+                    bad = check_value(param, value)
+                    if bad is None:
                         rflags = flags
-                    elif zero_missing and value == 0:
-                        value = None
-                        rflags = flags + ("zero",)
                     else:
-                        rflags = flags
+                        value = None
+                        rflags = flags + (bad,)
             # value: a float from float() or None; the rest constants or tuples of str
             out.append(_reading(param, value, unit, value is not None, rflags, when, source))
         n1 = len(out)
