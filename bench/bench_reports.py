@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from chairside.domain import events as ev
 from chairside.domain.readings import Reading
-from chairside.store import report_fhir, report_html, report_rems
+from chairside.reports import fhir as report_fhir, html as report_html, rems as report_rems
 
 
 def build(hours: float) -> list:

@@ -324,7 +324,7 @@ class TrainingRun:
 
     def debrief(self) -> dict[str, Any]:
         """The debrief of the run so far (from the session record when there is one)."""
-        from chairside.debrief import build_debrief
+        from chairside.reports.debrief import build_debrief
 
         events = self.service.recorded_events() if self.service is not None else []
         with self.lock:

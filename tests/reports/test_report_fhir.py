@@ -16,7 +16,7 @@ import pytest
 import report_scenario as rs
 from report_scenario import iv_file  # noqa: F401 (fixture)
 from chairside.domain.events import ReadingsRecorded
-from chairside.store import report_fhir
+from chairside.reports import fhir as report_fhir
 
 R4B = pytest.importorskip("fhir.resources.R4B")
 from fhir.resources.R4B import get_fhir_model_class  # noqa: E402

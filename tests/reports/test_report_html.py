@@ -13,7 +13,7 @@ import pytest
 
 import report_scenario as rs
 from report_scenario import iv_file  # noqa: F401 (fixture)
-from chairside.store import report_html
+from chairside.reports import html as report_html
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "reports"  # gitignored (/out/)
@@ -135,8 +135,8 @@ def test_esketamine_report_has_rems_section():
 def test_limits_drawn_with_source_tags_when_a_profile_exists(iv_html):
     import tomllib
 
-    from chairside.store.report_common import DATA
-    from chairside.store.report_svg import _PANELS
+    from chairside.reports.common import DATA
+    from chairside.reports.svg import _PANELS
 
     files = sorted((DATA / "limits").glob("*.toml")) if (DATA / "limits").is_dir() else []
     if not files:
@@ -230,7 +230,7 @@ def test_totals_agree_with_the_console_arithmetic(iv):
     """The report's totals are the same as chairside.domain.dose.totals over the folded state."""
     state_mod = pytest.importorskip("chairside.domain.state")
     from chairside.domain import dose
-    from chairside.store.report_common import infusion_record
+    from chairside.reports.common import infusion_record
 
     events, inp = iv
     rec = infusion_record(events)

@@ -18,7 +18,7 @@ import pytest
 import report_scenario as rs
 from report_scenario import esk_file, iv_file  # noqa: F401 (fixtures)
 from chairside.domain import events as ev
-from chairside.store import report_rems
+from chairside.reports import rems as report_rems
 
 
 @pytest.fixture(scope="module")

@@ -88,18 +88,18 @@ def test_export_of_garbage_exits_2(tmp_path, capsys):
     assert str(p) in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fmt,module", [("html", "report_html"), ("fhir", "report_fhir"), ("rems-json", "report_rems")])
+@pytest.mark.parametrize("fmt,module", [("html", "html"), ("fhir", "fhir"), ("rems-json", "rems")])
 def test_report_formats_dispatch(session, tmp_path, monkeypatch, fmt, module):
     p, _ = session
     calls = []
-    fake = types.ModuleType(f"chairside.store.{module}")
+    fake = types.ModuleType(f"chairside.reports.{module}")
 
     def export(path, out=None):
         calls.append((path, out))
         return out
 
     fake.export = export
-    monkeypatch.setitem(sys.modules, f"chairside.store.{module}", fake)
+    monkeypatch.setitem(sys.modules, f"chairside.reports.{module}", fake)
     target = tmp_path / f"r.{fmt}"
     assert main(["export", str(p), "--format", fmt, "--out", str(target)]) == 0
     assert calls == [(p, target)]
@@ -107,7 +107,7 @@ def test_report_formats_dispatch(session, tmp_path, monkeypatch, fmt, module):
 
 def test_report_format_missing_exits_2(session, monkeypatch, capsys):
     p, _ = session
-    monkeypatch.setitem(sys.modules, "chairside.store.report_html", None)  # import fails
+    monkeypatch.setitem(sys.modules, "chairside.reports.html", None)  # import fails
     assert main(["export", str(p), "--format", "html"]) == 2
     assert "not available" in capsys.readouterr().err
 

@@ -82,7 +82,7 @@ def test_markdown_and_jsonl_of_a_training_run(surge_training, tmp_path, capsys):
 def test_a_run_cut_short_is_scored_from_what_the_record_shows(tmp_path):
     """No final debrief event (the console was killed): the expectations opened and met
     in the record, over the scenario's list, give the same scoring the simulator had."""
-    from chairside.debrief import load_debrief
+    from chairside.reports.debrief import load_debrief
 
     path = tmp_path / "cut.chairside"
     run = TrainingRun("hypertensive-surge", seed=7, start=DEFAULT_START, manual=True)
@@ -124,7 +124,7 @@ def test_a_run_cut_short_is_scored_from_what_the_record_shows(tmp_path):
 
 
 def test_debrief_of_a_clinical_session_times_each_acknowledgement(tmp_path, capsys):
-    from chairside.debrief import load_debrief
+    from chairside.reports.debrief import load_debrief
 
     path = record(tmp_path / "clinic.chairside", reactions=surge_reactions(), duration_s=2700)
     events = read_session(path).events

@@ -17,7 +17,7 @@ import pytest
 
 from pilot_kit import set_field, settle, submit
 from chairside.commands.train import protocol_for
-from chairside.debrief import load_debrief
+from chairside.reports.debrief import load_debrief
 from chairside.service import MonitorService
 from chairside.store import read_session
 from chairside.training import InProcessMonitor, TrainingRun

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from chairside.debrief import load_debrief
+from chairside.reports.debrief import load_debrief
 from chairside.domain.clock import WallClock
 from chairside.service import MonitorService
 from chairside.store import read_session, verify

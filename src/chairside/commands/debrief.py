@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chairside.cli import UsageError
-    from chairside.debrief import load_debrief, render
+    from chairside.reports.debrief import load_debrief, render
     from chairside.store.private import write_private_text
 
     if not args.file.exists():

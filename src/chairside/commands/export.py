@@ -3,7 +3,7 @@
 Owns: the csv and jsonl exports (csv: one row per reading with columns ``t, param, value,
 unit, valid, flags, source, device_time, receive_time``; jsonl: one event per line in
 canonical JSON, readings included) and dispatch of the report formats to
-``chairside.store.report_html`` / ``report_fhir`` / ``report_rems`` (their ``export(path,
+``chairside.reports.html`` / ``fhir`` / ``rems`` (their ``export(path,
 out)``), which exit 2 "format not available" when the module is absent.
 The file is opened read-only and its chain verified first; a damaged or foreign file
 exits 2 with one line. ``--out`` is refused (exit 2, nothing written) when it names the
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
-REPORTS = {"html": "report_html", "fhir": "report_fhir", "rems-json": "report_rems"}
+REPORTS = {"html": "html", "fhir": "fhir", "rems-json": "rems"}
 REPORT_SUFFIX = {"html": ".html", "fhir": ".fhir.json", "rems-json": ".rems.json"}  # the exporters' defaults
 FORMATS = ["csv", "jsonl", *REPORTS]
 
@@ -125,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwriting_a_record(path, out_path)
     if args.format in REPORTS:
         try:
-            mod = importlib.import_module(f"chairside.store.{REPORTS[args.format]}")
+            mod = importlib.import_module(f"chairside.reports.{REPORTS[args.format]}")
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("chairside.store"):
+            if exc.name and exc.name.startswith("chairside.reports"):
                 raise UsageError(f"format {args.format!r} not available in this build") from None
             raise
         exporter = getattr(mod, "export", None)

@@ -71,7 +71,7 @@ def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, 
 
 def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
     """Write the run's debrief beside its session file (markdown and JSON lines)."""
-    from chairside.debrief import to_jsonl, to_markdown
+    from chairside.reports.debrief import to_jsonl, to_markdown
     from chairside.store.private import write_private_text
 
     d = run.final or run.debrief()

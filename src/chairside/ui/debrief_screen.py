@@ -1,7 +1,7 @@
 """The debrief of a training run (or any session): score, expected actions met or missed,
 time to acknowledge each alarm, the instructor's notes and the timeline.
 
-Owns: ``DebriefScreen`` (renders the markdown of ``chairside.debrief.to_markdown``; the
+Owns: ``DebriefScreen`` (renders the markdown of ``chairside.reports.debrief.to_markdown``; the
 files are written by ``chairside train`` beside the session file). Must not import:
 chairside.store, chairside.transport.
 """
@@ -25,7 +25,7 @@ class DebriefScreen(ModalScreen[None]):
         self.debrief = debrief
 
     def compose(self) -> ComposeResult:
-        from chairside.debrief import to_markdown
+        from chairside.reports.debrief import to_markdown
 
         s = self.debrief.get("score")
         title = "Debrief" if s is None else f"Debrief — {s['points']} of {s['possible']} points"

@@ -114,7 +114,7 @@ _LABEL = {"observation_recorded": "observation", "intervention_given": "interven
 
 
 def _clinical_text(e: Any) -> str:
-    from chairside.store.report_common import summarize
+    from chairside.reports.common import summarize
 
     text = summarize(e)
     label = _LABEL.get(e.kind)

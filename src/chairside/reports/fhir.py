@@ -51,7 +51,7 @@ from chairside.domain.events import (
 )
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
-from chairside.store.report_common import (
+from chairside.reports.common import (
     amendments_by_target,
     effective,
     infusion_record,

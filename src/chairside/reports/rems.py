@@ -55,7 +55,7 @@ from chairside.domain.events import (
 )
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
-from chairside.store.report_common import (
+from chairside.reports.common import (
     DATA,
     amendments_by_target,
     bp_readings,
@@ -194,7 +194,7 @@ def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
         base = [(s, e) for s, e in ev if isinstance(e, BaselineRecorded) and e.sbp is not None]
         if base:
             s, e = base[-1]
-            from chairside.store.report_common import BP as _BP
+            from chairside.reports.common import BP as _BP
             bp_before = _BP(e.t, e.sbp, e.dbp, e.map, s, "baseline")
             bp_before_basis = "baseline event (no NIBP reading before the first device)"
     bp40 = None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Sequence
 
-from chairside.store.report_common import LimitLine, PhaseSpan, Point, param_label
+from chairside.reports.common import LimitLine, PhaseSpan, Point, param_label
 
 W = 1000  # viewBox width
 LEFT, RIGHT = 56, 118  # margins: y labels / limit labels

@@ -35,10 +35,10 @@ from chairside.domain.events import (
     ObservationRecorded,
     SessionClosed,
 )
-from chairside.store import report_rems
+from chairside.reports import rems as report_rems
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
-from chairside.store.report_common import (
+from chairside.reports.common import (
     amendments_by_target,
     bp_readings,
     effective,
@@ -61,7 +61,7 @@ from chairside.store.report_common import (
     tget,
     vital_series,
 )
-from chairside.store.report_svg import _PHASE_LABEL, Mark, render_chart
+from chairside.reports.svg import _PHASE_LABEL, Mark, render_chart
 
 CSS = """
 @page { size: auto; margin: 12mm 11mm 16mm 11mm; }
@@ -330,7 +330,7 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
     if bps:
         w('<table><thead><tr><th>Time</th><th class="num">+min</th><th>Phase</th><th class="num">SBP/DBP (MAP)</th>'
           '<th class="num">HR</th><th class="num">PR</th><th class="num">SpO₂</th><th>Source</th><th>Event #</th></tr></thead><tbody>')
-        from chairside.store.report_common import phase_at
+        from chairside.reports.common import phase_at
         for b in bps:
             w(f"<tr><td>{fmt_time(b.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, b.t)))}</td>"
               f"<td>{_e(_PHASE_LABEL.get(phase_at(spans, b.t) or '', phase_at(spans, b.t) or ''))}</td>"
