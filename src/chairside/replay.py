@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from chairside.domain.clock import ManualClock
+from chairside.domain.describe import describe
 from chairside.domain.events import (
     ALARM_EVENT_KINDS,
     CLINICAL_EVENT_KINDS,
@@ -262,24 +263,14 @@ def compare_alarms(recorded: Iterable[Any], recomputed: Iterable[Any], *, tolera
         kind, rule, prio = key
         n = min(len(only_a), len(only_b))
         for x, y in zip(only_a[:n], only_b[:n], strict=True):
-            out.append(AlarmDifference("time differs", kind, rule, prio, x.t, y.t, x.alarm_id, _alarm_text(x)))
+            out.append(AlarmDifference("time differs", kind, rule, prio, x.t, y.t, x.alarm_id, describe(x)))
         for x in only_a[n:]:
-            out.append(AlarmDifference("recorded only", kind, rule, prio, x.t, None, x.alarm_id, _alarm_text(x)))
+            out.append(AlarmDifference("recorded only", kind, rule, prio, x.t, None, x.alarm_id, describe(x)))
         for y in only_b[n:]:
             out.append(AlarmDifference("recomputed only", kind, rule, prio, y.t, None, y.alarm_id,
-                                       _alarm_text(y)))
+                                       describe(y)))
     out.sort(key=lambda d: d.t)
     return out
-
-
-def _alarm_text(ev: Any) -> str:
-    if ev.kind == "alarm_raised":
-        return ev.message
-    if ev.kind == "alarm_escalated":
-        return ev.reason
-    if ev.kind == "alarm_acknowledged":
-        return f"by {ev.by}"
-    return getattr(ev, "reason", "") or ""
 
 
 def _clock(t: datetime | None, start: datetime | None) -> str:

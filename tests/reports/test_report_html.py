@@ -116,7 +116,7 @@ def test_amendment_is_shown_beside_the_original(iv, iv_html):
     # in the event log, the original row is marked and the amendment is its own row
     log = iv_html[iv_html.index('id="eventlog"'):]
     orig = re.search(r'<tr [^>]*data-seq="%d".*?</tr>' % inp["cadss_seq"], log, re.S).group(0)
-    assert "cadss 12" in orig and "amend" in orig
+    assert "CADSS 12" in orig and "amend" in orig
 
 
 def test_esketamine_report_has_rems_section():

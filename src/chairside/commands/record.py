@@ -1,11 +1,13 @@
 """``chairside record``: the headless monitor — same service, no UI; writes the session
 file; alarms printed as lines on stderr.
 
-Owns: the options of ``record`` and the alarm line format on stderr::
+Owns: the options of ``record``. Alarm events are printed on stderr as they are recorded,
+worded by ``chairside.domain.describe.alarm_log_line``::
 
-    2026-01-01T09:25:00Z *** HIGH sbp_high#1 Systolic BP high: 188 >= 180 [S]
-    2026-01-01T09:25:40Z ACK sbp_high#1 by AB
-    2026-01-01T09:27:00Z CLEARED sbp_high#1
+    2026-01-01T09:25:00Z *** Systolic BP high: 188 >= 180; HIGH physiological alarm sbp_high#1, SBP 188 (limit 180 [S])
+    2026-01-01T09:25:30Z *** Alarm dbp_high#2 low → high: beyond the high limit 110 [S]
+    2026-01-01T09:25:40Z Alarm sbp_high#1 acknowledged by AB
+    2026-01-01T09:27:00Z Alarm sbp_high#1 cleared
 
 A new file is opened with the given patient ID and weight (without ``--weight`` the
 weight is recorded as not given: 70 kg, source "stated", and a note says so); an existing
@@ -29,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from chairside.domain.describe import alarm_log_line
+
 PLACEHOLDER_WEIGHT_KG = 70.0  # recorded with source "stated" and a note when --weight is not given
 
 
@@ -45,25 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep every received byte with its receive time (a raw capture, "
                              "for `chairside replay`); an existing capture gets a new segment")
     parser.add_argument("--quiet", action="store_true", help="no summary line at the end")
-
-
-def alarm_line(ev: Any) -> str | None:
-    """One stderr line for an alarm event, None for other events."""
-    t = ev.t.strftime("%Y-%m-%dT%H:%M:%SZ")
-    k = ev.kind
-    if k == "alarm_raised":
-        mark = {"high": "***", "medium": "**", "low": "*"}.get(ev.priority, "*")
-        cls = " TECH" if ev.alarm_class == "technical" else ""
-        return f"{t} {mark} {ev.priority.upper()}{cls} {ev.alarm_id} {ev.message} {ev.source_tag}".rstrip()
-    if k == "alarm_escalated":
-        return f"{t} ESCALATED {ev.alarm_id} {ev.from_priority} -> {ev.to_priority}: {ev.reason}"
-    if k == "alarm_acknowledged":
-        return f"{t} ACK {ev.alarm_id} by {ev.by}"
-    if k == "alarm_cleared":
-        return f"{t} CLEARED {ev.alarm_id}" + (f" ({ev.reason})" if ev.reason else "")
-    if k == "alarm_silenced" and ev.mode in ("audio_paused", "audio_off", "alarm_off", "reminder"):
-        return f"{t} {ev.mode.upper()} {ev.alarm_id}" + (f" by {ev.by}" if ev.by else "")
-    return None
 
 
 def open_raw_capture(path: Path | None, driver: str, port: str, clock: Any) -> Any:
@@ -125,7 +110,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         raise UsageError(str(exc).splitlines()[0]) from None
 
     def on_event(ev: Any) -> None:
-        line = alarm_line(ev)
+        line = alarm_log_line(ev)
         if line:
             print(line, file=err, flush=True)
 

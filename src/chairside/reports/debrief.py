@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from chairside.domain.clock import elapsed_text
+from chairside.domain.describe import describe, rank
 from chairside.domain.events import CLINICAL_EVENT_KINDS
 
 FORMATS = ("md", "jsonl")
 _HIDDEN_SIM = {"debrief", "seed", "patient"}  # shown in the header instead
-_PRIO_MARK = {"high": "***", "medium": "**", "low": "*"}
 
 
 def load_debrief(path: str | Path) -> dict[str, Any]:
@@ -77,17 +77,17 @@ def build_debrief(events: list[Any], *, live_expectations: list[dict[str, Any]] 
                 e.source, "simulator")
             if e.action in ("expected_open", "expected_met"):
                 who = "scoring"
-            timeline.append(_row(e, rel(e.t), who, _training_text(e)))
+            timeline.append(_row(e, rel(e.t), who, describe(e)))
         elif k in CLINICAL_EVENT_KINDS and k != "session_opened":
             trainees.add(e.author)
             timeline.append(_row(e, rel(e.t), "trainee" if k != "session_closed" else "system",
-                                 _clinical_text(e)))
+                                 describe(e, full=True)))
         elif k in ("alarm_raised", "alarm_escalated", "alarm_acknowledged", "alarm_cleared"):
-            timeline.append(_row(e, rel(e.t), "alarm" if k != "alarm_acknowledged" else "trainee", _alarm_text(e)))
+            timeline.append(_row(e, rel(e.t), "alarm" if k != "alarm_acknowledged" else "trainee",
+                                 describe(e, full=True)))
         elif k == "device_status" and e.status.kind in ("link_lost", "no_data", "probe_off", "sensor_off",
                                                          "no_sensor", "nibp_failed", "cable_disconnect"):
-            word = e.status.kind.replace("_", " ")
-            timeline.append(_row(e, rel(e.t), "device", f"{word}{'' if e.status.active else ' ended'}"))
+            timeline.append(_row(e, rel(e.t), "device", describe(e)))
 
     alarms = _alarm_responses(events, rel)
     expectations, source = _expectations(training, live_expectations, opened, rel(end_t))
@@ -104,34 +104,6 @@ def _row(e: Any, t_s: float, who: str, text: str) -> dict[str, Any]:
             "action": getattr(e, "action", e.kind), "author": e.author, "text": text}
 
 
-def _training_text(e: Any) -> str:
-    a = e.action.replace("_", " ")
-    return f"{a}: {e.detail}" if e.detail else a
-
-
-_LABEL = {"observation_recorded": "observation", "intervention_given": "intervention", "note": "note",
-          "amendment": "amendment", "discharge_assessed": "discharge"}
-
-
-def _clinical_text(e: Any) -> str:
-    from chairside.reports.common import summarize
-
-    text = summarize(e)
-    label = _LABEL.get(e.kind)
-    return f"{label}: {text}" if label else text
-
-
-def _alarm_text(e: Any) -> str:
-    k = e.kind
-    if k == "alarm_raised":
-        return f"{_PRIO_MARK.get(e.priority, '*')} {e.priority} {e.alarm_class} alarm {e.alarm_id}: {e.message}"
-    if k == "alarm_escalated":
-        return f"alarm {e.alarm_id} {e.from_priority} -> {e.to_priority}: {e.reason}"
-    if k == "alarm_acknowledged":
-        return f"alarm {e.alarm_id} acknowledged by {e.by}"
-    return f"alarm {e.alarm_id} cleared" + (f" ({e.reason})" if e.reason else "")
-
-
 def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for e in events:
@@ -142,7 +114,7 @@ def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
                                "time_to_ack_s": None, "cleared_s": None}
         elif e.kind == "alarm_escalated" and e.alarm_id in out:
             a = out[e.alarm_id]
-            if _rank(e.to_priority) > _rank(a["highest"]):
+            if rank(e.to_priority) > rank(a["highest"]):
                 a["highest"] = e.to_priority
         elif e.kind == "alarm_acknowledged" and e.alarm_id in out:
             a = out[e.alarm_id]
@@ -153,10 +125,6 @@ def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
         elif e.kind == "alarm_cleared" and e.alarm_id in out:
             out[e.alarm_id]["cleared_s"] = rel(e.t)
     return list(out.values())
-
-
-def _rank(p: str) -> int:
-    return {"low": 1, "medium": 2, "high": 3}.get(p, 0)
 
 
 def _expectations(training: list[Any], live: list[dict[str, Any]] | None, opened: Any,

@@ -35,6 +35,7 @@ from chairside.domain.events import (
     ObservationRecorded,
     SessionClosed,
 )
+from chairside.domain.describe import describe, marker, param_label
 from chairside.reports import rems as report_rems
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
@@ -51,13 +52,11 @@ from chairside.reports.common import (
     minutes_between,
     numbered,
     opened,
-    param_label,
     phase_spans,
     scale_info,
     scale_label,
     scale_range,
     session_end,
-    summarize,
     tget,
     vital_series,
 )
@@ -112,7 +111,6 @@ table.sign td { height: 10mm; }
 @media screen { body { padding: 6mm; } }
 """
 
-_PRI = {"high": "***", "medium": "**", "low": "*"}
 
 
 def _e(v: Any) -> str:
@@ -477,7 +475,7 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
             if e.limit is not None:
                 cond += f" (limit {_e(fmt_num(e.limit))} {_e(e.source_tag)})"
             w(f"<tr><td><b>{alarm_label[e.alarm_id]}</b></td><td class='t'>{fmt_time(e.t, True)}</td>"
-              f"<td class='pri-{_e(e.priority)}'>{_e(_PRI.get(e.priority, ''))} {_e(e.priority)}"
+              f"<td class='pri-{_e(e.priority)}'>{_e(marker(e.priority))} {_e(e.priority)}"
               f"{' latching' if e.latching else ''}<br><span class='small'>{_e(e.alarm_class)}</span></td>"
               f"<td>{cond}</td><td>{_e(e.rule)}{'<br>' if e.rule and e.message else ''}{_e(e.message)}</td>"
               f"<td>{'<br>'.join(lines)}</td></tr>")
@@ -566,7 +564,7 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
             extra = " " + " ".join(f'<span class="amend">by #{a.seq if a.seq >= 0 else "?"}</span>' for a in ctx.amended(s))
         w(f'<tr class="{_e(cls_)}" data-seq="{s}" data-kind="{_e(e.kind)}" id="ev-{s}"><td class="seq">{s}</td>'
           f"<td>{_e(e.t.strftime('%H:%M:%S'))}</td><td class='num'>{_e(fmt_num(minutes_between(t0, e.t), 1))}</td>"
-          f"<td>{_e(e.author)}</td><td>{_e(e.kind.replace('_', ' '))}</td><td>{_e(summarize(e))}{extra}</td></tr>")
+          f"<td>{_e(e.author)}</td><td>{_e(e.kind.replace('_', ' '))}</td><td>{_e(describe(e, full=True))}{extra}</td></tr>")
     w("</tbody></table></section>")
 
     w(f'<div class="endnote small">End of record. {len(evs)} events; last event hash '
@@ -585,7 +583,7 @@ def _limits_table(limits: Sequence[Any], source: str | None) -> str:
         sym = (lim.symbol or (">=" if lim.op == "high" else "<=")).replace(">=", "≥").replace("<=", "≤")
         if lim.relative:
             sym = "rise " + sym
-        cell = f"{sym}{lim.value:g} {_PRI.get(lim.priority, '')} {lim.source_tag}".strip()
+        cell = f"{sym}{lim.value:g} {marker(lim.priority)} {lim.source_tag}".strip()
         row = rows.setdefault((lim.rule.replace(" (relative)", ""), lim.param), {p: [] for p in phases})
         for p in (lim.phases or phases):
             if p in row:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Sequence
 
-from chairside.reports.common import LimitLine, PhaseSpan, Point, param_label
+from chairside.domain.describe import marker as priority_marker, param_label
+from chairside.reports.common import LimitLine, PhaseSpan, Point
 
 W = 1000  # viewBox width
 LEFT, RIGHT = 56, 118  # margins: y labels / limit labels
@@ -45,7 +46,6 @@ _PHASE_FILL = {
     "discharged": "#ffffff",
 }
 _PHASE_LABEL = {"pre_infusion": "pre-dose", "infusion": "dosing", "recovery": "recovery", "discharged": "discharged"}
-_PRI_MARK = {"high": "***", "medium": "**", "low": "*"}
 _GAP_S = 30.0
 DRAWN_PRIORITIES = ("medium", "high")  # low (advisory) limits are listed in the report's table, not drawn  # a continuous trace breaks when consecutive samples are further apart
 
@@ -208,7 +208,7 @@ def render_chart(
             names = "/".join(dict.fromkeys(param_label(x.param) for x in lims))
             sym = lims[0].symbol or ("≥" if lims[0].op == "high" else "≤")
             sym = sym.replace(">=", "≥").replace("<=", "≤")
-            pri = "/".join(dict.fromkeys(_PRI_MARK.get(x.priority, "") for x in lims))
+            pri = "/".join(dict.fromkeys(priority_marker(x.priority) for x in lims))
             tags = "".join(dict.fromkeys(x.source_tag for x in lims))
             labels.append([Y(value), f"{names} {sym}{value:g} {pri} {tags}".strip()])
         labels.sort()
@@ -277,7 +277,7 @@ def render_chart(
                        f'stroke-width="0.6" stroke-dasharray="2 2" class="alarm-mark"/>')
             out.append(f'<path d="M{x - 4:.1f},{ty:.1f} L{x + 4:.1f},{ty:.1f} L{x:.1f},{ty + 7:.1f} Z" fill="{fill}" stroke="#000" stroke-width="0.7"/>')
             out.append(f'<text x="{x + 5:.1f}" y="{ty + 7:.1f}" font-size="9" font-weight="bold">'
-                       f'{escape(mk.label)}{_PRI_MARK.get(mk.priority, "")}</text>')
+                       f'{escape(mk.label)}{priority_marker(mk.priority)}</text>')
         else:
             col = int(x // 22)
             n = stack.get(("iv", col), 0)
