@@ -218,12 +218,9 @@ def numbered(events: list[Any]) -> list[Any]:
 
 
 def write_session(path: Path, events: list[Any]) -> bool:
-    """Write the events through ``chairside.store.SessionFile``; False when the store is not there."""
-    try:
-        from chairside.store import SessionFile
-    except ImportError:
-        return False
+    """Write the events through ``chairside.store.SessionFile`` (True when written)."""
     from chairside.domain.clock import ManualClock
+    from chairside.store import SessionFile
 
     clock = ManualClock(T0)
     sf = SessionFile.create(path, events[0], clock)
@@ -245,13 +242,15 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def iv_file(tmp_path_factory) -> Path | None:
-    """The IV script written through the store (None when the store is not there)."""
+def iv_file(tmp_path_factory) -> Path:
+    """The IV script written through the store."""
     path = tmp_path_factory.mktemp("reports-iv") / "iv.chairside"
-    return path if write_session(path, iv_session()[0]) else None
+    write_session(path, iv_session()[0])
+    return path
 
 
 @pytest.fixture(scope="session")
-def esk_file(tmp_path_factory) -> Path | None:
+def esk_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("reports-esk") / "esk.chairside"
-    return path if write_session(path, esketamine_session()[0]) else None
+    write_session(path, esketamine_session()[0])
+    return path

@@ -26,8 +26,6 @@ EVENT_KEYS = {"seq", "t", "mono", "author", "kind"}
 
 @pytest.fixture()
 def stored(iv_file):
-    if iv_file is None:
-        pytest.skip("chairside.store.SessionFile is not there yet")
     from chairside.store import SessionFile
 
     sf = SessionFile.open(iv_file, readonly=True)
@@ -69,8 +67,6 @@ def test_jsonl_shape(tmp_path, stored):
 
 
 def test_report_formats_through_the_command(tmp_path, iv_file, esk_file, capsys):
-    if iv_file is None:
-        pytest.skip("chairside.store.SessionFile is not there yet")
     for fmt, name in (("html", "r.html"), ("fhir", "r.fhir.json")):
         out = tmp_path / name
         assert main(["export", str(iv_file), "--format", fmt, "--out", str(out)]) == 0
@@ -81,8 +77,6 @@ def test_report_formats_through_the_command(tmp_path, iv_file, esk_file, capsys)
 
 
 def test_rems_json_of_an_iv_session_is_bad_input(tmp_path, iv_file, capsys):
-    if iv_file is None:
-        pytest.skip("chairside.store.SessionFile is not there yet")
     try:
         code = main(["export", str(iv_file), "--format", "rems-json", "--out", str(tmp_path / "x.json")])
     except ValueError:

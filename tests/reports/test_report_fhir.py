@@ -170,8 +170,7 @@ def test_scales_and_alarms(session):
 def test_export_default_name(tmp_path):
     events, _ = rs.iv_session()
     db = tmp_path / "s.chairside"
-    if not rs.write_session(db, events[:40]):
-        pytest.skip("chairside.store.SessionFile is not there yet")
+    assert rs.write_session(db, events[:40])
     out = report_fhir.export(db, None)
     assert out == tmp_path / "s.fhir.json" and out.exists()
     Bundle.model_validate(json.loads(out.read_text(encoding="utf-8")))

@@ -1,29 +1,32 @@
 """Shared reading of a session's events for the reports (HTML, FHIR, REMS).
 
 Owns: the pure derivations the reports share (a report reads its session file with
-:func:`chairside.store.read_session`): amendments applied beside their originals, phase
-intervals, vital series from ``readings_recorded`` events, infusion segments and totals,
-a one-line summary of every event kind, time formatting.
-Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+:func:`chairside.store.read_session`): the session's state by folding its events
+(:func:`record_state`; amendments come from ``SessionState.effective``/``current``, never
+re-applied here), phase intervals, vital series from ``readings_recorded`` events, infusion
+segments and totals (from the folded state's rate segments), time formatting; and the
+typed look-ups a report needs: the protocol template (``chairside.domain.protocol``), the
+scales (``chairside.domain.scales``) and the limits of a profile flattened into lines to
+draw (``chairside.alarms.profile``). No TOML is parsed here.
+Must not import: textual, serial, chairside.transport, chairside.service, chairside.ui.
 
 Everything here is a pure function of a list of events (no clock, no I/O) except the
-loading of data files (templates, limits, scales).
+loading of data files (templates, limits, scales) through their owners.
 """
 
 from __future__ import annotations
 
-import importlib
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from chairside.alarms.profile import LimitsError, LimitsProfile, load_profile
+from chairside.domain.describe import param_label  # noqa: F401 - the reports' one label of a parameter
 from chairside.domain.events import (
-    Amendment,
     DischargeAssessed,
     InfusionPaused,
-    InfusionRateChanged,
     InfusionResumed,
     InfusionStarted,
     InfusionStopped,
@@ -32,8 +35,11 @@ from chairside.domain.events import (
     SessionClosed,
     SessionOpened,
 )
-from chairside.domain.describe import param_label  # noqa: F401 - re-exported for the reports
+from chairside.domain.protocol import ProtocolTemplate, TemplateError
+from chairside.domain.protocol import load_template as _load_template
 from chairside.domain.readings import Reading
+from chairside.domain.scales import Scale, ScaleError, load_scales
+from chairside.domain.state import SessionState, fold
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -41,66 +47,46 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 # --------------------------------------------------------------------------- loading
 
 
-def load_template(name: str | None) -> Any | None:
-    """The protocol template named in the session, or None when unknown/unavailable."""
+def load_template(name: str | None) -> ProtocolTemplate | None:
+    """The protocol template named in the session; None when it is not known here (a report
+    of a session recorded with another installation's template still prints)."""
     if not name:
         return None
     try:
-        mod = importlib.import_module("chairside.domain.protocol")
-        return mod.load_template(name)
-    except Exception:  # noqa: BLE001 - a report must still print without its template
+        return _load_template(name)
+    except TemplateError:
         return None
-
-
-def tget(obj: Any, *names: str, default: Any = None) -> Any:
-    """Get the first present attribute/key among ``names`` from a template-like object."""
-    if obj is None:
-        return default
-    for name in names:
-        cur = obj
-        ok = True
-        for part in name.split("."):
-            if isinstance(cur, dict):
-                if part in cur:
-                    cur = cur[part]
-                else:
-                    ok = False
-                    break
-            elif hasattr(cur, part):
-                cur = getattr(cur, part)
-            else:
-                ok = False
-                break
-        if ok and cur is not None:
-            return cur
-    return default
 
 
 # --------------------------------------------------------------------------- scales
 
 
-def scale_info() -> dict[str, dict[str, Any]]:
-    """Scales from ``data/scales.toml`` (title, short name, range, source tag); {} if absent."""
-    f = DATA / "scales.toml"
+@cache
+def scales() -> dict[str, Scale]:
+    """The shipped scales (``chairside.domain.scales``); {} if the file cannot be read."""
     try:
-        doc = tomllib.loads(f.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return load_scales()
+    except (ScaleError, OSError):
         return {}
-    return {k.lower(): v for k, v in doc.items() if isinstance(v, dict)}
 
 
-def scale_label(name: str, info: dict[str, dict[str, Any]]) -> str:
-    s = info.get((name or "").lower())
-    return str(s.get("short") or s.get("title") or name) if s else name
+def scale_of(name: str | None) -> Scale | None:
+    return scales().get((name or "").lower())
 
 
-def scale_range(name: str, info: dict[str, dict[str, Any]]) -> str:
-    s = info.get((name or "").lower())
-    if not s or not isinstance(s.get("min"), (int, float)):
-        return ""
-    hi = s.get("max")
-    rng = f"{s['min']:g}–{hi:g}" if isinstance(hi, (int, float)) else f"≥{s['min']:g}"
-    return f"{rng} {s.get('source', '')}".strip()
+def scale_label(name: str) -> str:
+    s = scale_of(name)
+    return (s.short or s.title or name) if s else name
+
+
+def scale_title(name: str) -> str:
+    s = scale_of(name)
+    return s.title if s else name
+
+
+def scale_range(name: str) -> str:
+    s = scale_of(name)
+    return f"{s.range_text} {s.source}".strip() if s else ""
 
 
 # --------------------------------------------------------------------------- limits
@@ -127,58 +113,42 @@ class LimitLine:
 _OPS = {">=": "high", ">": "high", "<=": "low", "<": "low"}
 
 
-def parse_limits(doc: dict[str, Any]) -> list[LimitLine]:
-    """Limits of a ``chairside-limits/1`` profile: every tier of every ``[[ladder]]``.
+def limit_lines(profile: LimitsProfile) -> list[LimitLine]:
+    """Every tier of every ladder of a validated profile, one line each.
 
-    Absolute limits of vital parameters (``param``) and of scales (``scale``) are returned;
-    relative ladders (rise from baseline) are returned with ``relative`` in their rule name
-    so the chart can leave them out (they are no fixed line) while the table lists them.
+    Vital parameters keep their name, scales are ``scale:<name>``; a relative ladder (rise
+    over the baseline) has ``(relative)`` in its rule so the chart can leave it out (it is
+    no fixed line) while the table lists it.
     """
     out: list[LimitLine] = []
-    for lad in doc.get("ladder", []) or []:
-        if not isinstance(lad, dict):
-            continue
-        param = lad.get("param") or (f"scale:{lad['scale']}" if lad.get("scale") else None)
-        op = _OPS.get(str(lad.get("op", "")).strip())
-        if not param or not op:
-            continue
-        rule = str(lad.get("name", ""))
-        if lad.get("relative"):
-            rule += " (relative)"
-        for tier in lad.get("tiers", []) or []:
-            lim = tier.get("limit")
-            if isinstance(lim, dict):
-                lim = lim.get("value")
-            if not isinstance(lim, (int, float)) or isinstance(lim, bool):
-                continue
-            out.append(LimitLine(param=param, value=float(lim), op=op, priority=str(tier.get("priority", "")),
-                                 phases=tuple(tier.get("phases", ()) or ()), source_tag=str(tier.get("source", "")),
-                                 rule=rule, symbol=str(lad.get("op", ""))))
+    for lad in profile.ladder:
+        param = lad.param if lad.param is not None else f"scale:{lad.scale}"
+        rule = lad.name + (" (relative)" if lad.relative else "")
+        for tier in lad.tiers:
+            out.append(LimitLine(param=param, value=float(tier.limit), op=_OPS[lad.op], priority=tier.priority,
+                                 phases=tuple(tier.phases), source_tag=tier.source, rule=rule, symbol=lad.op))
     return out
 
 
 def load_limits(profile: str | None) -> tuple[list[LimitLine], str | None]:
-    """Limits of ``data/limits/<profile>.toml``; with no profile named, ``standard.toml``.
+    """Limits of the named profile (``chairside.alarms.profile``); with none named, ``standard``.
 
-    Returns (limits, file name); ([], None) when the file does not exist — a named profile
-    that is missing is never replaced by another one.
+    Returns (limits, file name); ([], None) when the profile cannot be loaded — a named
+    profile that is missing is never replaced by another one.
     """
-    folder = DATA / "limits"
-    f = folder / f"{profile or 'standard'}.toml"
-    if not f.is_file():
-        return [], None
     try:
-        doc = tomllib.loads(f.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, OSError):
+        prof = load_profile(profile or "standard")
+    except LimitsError:
         return [], None
-    return parse_limits(doc), f.name
+    return limit_lines(prof), Path(prof.path).name
 
 
-# --------------------------------------------------------------------------- amendments
+# --------------------------------------------------------------------------- the folded record
 
 
 def seq_of(ev: Any, index: int) -> int:
-    """The event's sequence number; events never stored (seq = -1) get their position + 1."""
+    """The event's sequence number; events never stored (seq = -1) get their position + 1
+    (as ``chairside.domain.state.fold`` numbers them)."""
     return ev.seq if ev.seq >= 0 else index + 1
 
 
@@ -186,44 +156,22 @@ def numbered(events: Sequence[Any]) -> list[tuple[int, Any]]:
     return [(seq_of(e, i), e) for i, e in enumerate(events)]
 
 
-def amendments_by_target(events: Sequence[Any]) -> dict[int, list[Amendment]]:
-    out: dict[int, list[Amendment]] = {}
-    for e in events:
-        if isinstance(e, Amendment):
-            out.setdefault(e.target_seq, []).append(e)
-    return out
+def record_state(events: Sequence[Any]) -> SessionState:
+    """The session's state: its events folded (``chairside.domain.state.fold``)."""
+    return fold(events)
 
 
-def effective(ev: Any, amends: dict[int, list[Amendment]], seq: int | None = None) -> Any:
-    """The event as corrected by its amendments (applied in order). The original is unchanged.
-
-    A replacement key the event does not have, or a value that does not validate, is
-    ignored here (the amendment is still shown beside the original in the report).
-    """
-    s = ev.seq if seq is None else seq
-    cur = ev
-    for a in amends.get(s, ()):
-        data = cur.model_dump()
-        upd = {k: v for k, v in a.replacement.items() if k in data and k not in ("seq", "kind")}
-        if not upd:
-            continue
-        data.update(upd)
-        try:
-            cur = type(cur).model_validate(data)
-        except Exception:  # noqa: BLE001
-            continue
-    return cur
+def current(state: SessionState, seq: int, ev: Any) -> Any:
+    """The event at ``seq`` as amended (``SessionState.current``); a reading batch as it is."""
+    return state.current(seq) if seq in state.events else ev
 
 
 # --------------------------------------------------------------------------- session basics
 
 
-def opened(events: Sequence[Any]) -> SessionOpened | None:
-    amends = amendments_by_target(events)
-    for i, e in enumerate(events):
-        if isinstance(e, SessionOpened):
-            return effective(e, amends, seq_of(e, i))
-    return None
+def opened(state: SessionState) -> SessionOpened | None:
+    """The session_opened event as amended."""
+    return state.current(state.session.opened_seq) if state.session is not None else None
 
 
 def session_start(events: Sequence[Any]) -> datetime | None:
@@ -377,13 +325,9 @@ class Segment:
             return 0.0
         return max(0.0, (self.end - self.start).total_seconds() / 3600.0)
 
-    def mg(self, weight_kg: float | None) -> float:
-        """mg delivered: pump volume × bag concentration, else mg/kg/h × weight × hours."""
-        if self.rate_ml_h > 0 and self.concentration_mg_ml > 0:
-            return self.rate_ml_h * self.hours * self.concentration_mg_ml
-        if weight_kg:
-            return self.rate_mg_kg_h * weight_kg * self.hours
-        return 0.0
+    def mg(self, weight_kg: float | None = None) -> float:
+        """mg delivered: pump volume × bag concentration (as ``chairside.domain.dose.totals``)."""
+        return self.rate_ml_h * self.hours * self.concentration_mg_ml
 
     def ml(self) -> float:
         return self.rate_ml_h * self.hours
@@ -399,7 +343,7 @@ class InfusionRecord:
 
     @property
     def total_mg(self) -> float:
-        return sum(s.mg(self.weight_kg) for s in self.segments)
+        return sum(s.mg() for s in self.segments)
 
     @property
     def total_ml(self) -> float:
@@ -414,57 +358,33 @@ class InfusionRecord:
         return sum(s.hours for s in self.segments) * 60.0
 
 
-def infusion_record(events: Sequence[Any]) -> InfusionRecord:
-    """Segments, pauses and totals, with amendments applied to the infusion events."""
-    amends = amendments_by_target(events)
-    op = opened(events)
-    rec = InfusionRecord(weight_kg=op.weight_kg if op else None)
-    cur: Segment | None = None
-    paused_at: tuple[datetime, str, int] | None = None
-    lot = ""
-    route = "IV"
+def infusion_record(events: Sequence[Any], state: SessionState | None = None) -> InfusionRecord:
+    """Segments (the folded state's rate segments, with the reason and drug of the event that
+    began each), pauses and totals; amendments are the state's. A segment still running at
+    the end of the record is counted up to the end of monitoring."""
+    state = state if state is not None else record_state(events)
+    inf = state.infusion
+    rec = InfusionRecord(weight_kg=state.weight_kg)
     end_time = session_end(events)
-    for i, raw in enumerate(events):
-        s = seq_of(raw, i)
-        e = effective(raw, amends, s)
-
-        def close(t: datetime) -> None:
-            nonlocal cur
-            if cur is not None:
-                cur.end = t
-                rec.segments.append(cur)
-                cur = None
-
+    for seg in inf.segments:
+        began = state.current(seg.start_seq)
+        end = seg.end_t if seg.end_t is not None else (end_time if end_time and end_time > seg.start_t else None)
+        rec.segments.append(Segment(getattr(began, "drug", "") or inf.drug, seg.start_t, end, seg.rate_mg_kg_h,
+                                    seg.rate_ml_h, seg.concentration_mg_ml, getattr(began, "reason", ""),
+                                    seg.start_seq, began.kind, inf.route or "IV", inf.lot))
+    paused_at: tuple[datetime, str, int] | None = None
+    for eff in state.effective_events():
+        e = eff.current
         if isinstance(e, InfusionStarted):
-            close(e.t)
             rec.start = rec.start or e
-            lot, route = e.lot or lot, e.route or route
-            cur = Segment(e.drug, e.t, None, e.rate_mg_kg_h, e.rate_ml_h, e.concentration_mg_ml, e.reason, s,
-                          e.kind, route, lot)
-        elif isinstance(e, InfusionRateChanged):
-            close(e.t)
-            cur = Segment(e.drug, e.t, None, e.rate_mg_kg_h, e.rate_ml_h, e.concentration_mg_ml, e.reason, s,
-                          e.kind, route, lot)
         elif isinstance(e, InfusionPaused):
-            close(e.t)
-            paused_at = (e.t, e.reason, s)
-        elif isinstance(e, InfusionResumed):
-            close(e.t)
+            paused_at = (e.t, e.reason, eff.seq)
+        elif isinstance(e, (InfusionResumed, InfusionStopped)):
             if paused_at:
                 rec.pauses.append((paused_at[0], e.t, paused_at[1], paused_at[2]))
                 paused_at = None
-            cur = Segment(e.drug, e.t, None, e.rate_mg_kg_h, e.rate_ml_h, e.concentration_mg_ml, e.reason, s,
-                          e.kind, route, lot)
-        elif isinstance(e, InfusionStopped):
-            close(e.t)
-            if paused_at:
-                rec.pauses.append((paused_at[0], e.t, paused_at[1], paused_at[2]))
-                paused_at = None
-            rec.stop = e
-    if cur is not None:
-        # still running at the end of the record: counted up to the last event
-        cur.end = end_time if end_time and end_time > cur.start else None
-        rec.segments.append(cur)
+            if isinstance(e, InfusionStopped):
+                rec.stop = e
     if paused_at:
         rec.pauses.append((paused_at[0], None, paused_at[1], paused_at[2]))
     return rec

@@ -52,14 +52,13 @@ from chairside.domain.events import (
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
 from chairside.reports.common import (
-    amendments_by_target,
-    effective,
+    current,
     infusion_record,
-    load_template,
     numbered,
     opened,
     reading_time,
-    scale_info,
+    record_state,
+    scale_title,
     session_end,
 )
 
@@ -160,17 +159,13 @@ def bundle(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
     """The FHIR R4 Bundle of a session (pure: events -> dict ready for ``json.dumps``)."""
     evs = list(events)
     nums = numbered(evs)
-    amends = amendments_by_target(evs)
-    op = opened(evs)
+    state = record_state(evs)
+    op = opened(state)
     sid = op.session_id if op else "unknown-session"
     pid = op.patient_id if op else "unknown"
     t0 = evs[0].t if evs else None
     t_end = session_end(evs)
     entries: list[dict[str, Any]] = []
-    scales = scale_info()
-
-    def scale_title(name: str) -> str:
-        return str(scales.get(name.lower(), {}).get("title") or name)
 
     patient_id = _id(sid, "patient")
     patient = {
@@ -262,7 +257,7 @@ def bundle(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
         }))
 
     # ---- infusion segments
-    rec = infusion_record(evs)
+    rec = infusion_record(evs, state)
     for k, seg in enumerate(rec.segments):
         med = {"resourceType": "Medication", "id": "med", "code": {"text": seg.drug}}
         if seg.concentration_mg_ml:
@@ -303,8 +298,8 @@ def bundle(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
     alarms: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(evs):
         s = nums[i][0]
-        e = effective(raw, amends, s)
-        am = amends.get(s, [])
+        e = current(state, s, raw)
+        am = state.amendments.get(s, ())
         status = "amended" if am else "final"
         am_note = [{"text": f"amended by event {a.seq}: " + ", ".join(
             f"{k} was {getattr(raw, k, None)!r}, now {v!r}" for k, v in a.replacement.items()) + f" ({a.reason})"}
@@ -486,9 +481,7 @@ def export(path: Path, out: Path | None = None) -> Path:
     """Write the FHIR R4 Bundle of a session file as JSON; default ``<file>.fhir.json``."""
     path = Path(path)
     loaded = read_session(path)
-    op = opened(loaded.events)
-    template = load_template(op.protocol) if op else None
-    doc = bundle(loaded.events, template)
+    doc = bundle(loaded.events)
     if loaded.last_hash:
         doc.setdefault("meta", {})["tag"] = [{"system": "urn:chairside:last-event-hash", "code": loaded.last_hash}]
     out = Path(out) if out else path.with_suffix(".fhir.json")

@@ -2,7 +2,7 @@
 
 Owns: ``render(events, template=None, *, last_hash=None, source_name=None) -> str`` (pure)
 and ``export(path, out) -> Path`` for ``chairside export FILE --format html``.
-Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+Must not import: textual, serial, chairside.transport, chairside.service, chairside.ui.
 
 Layout: header (patient pseudonym, weight and its source, protocol, staff), checklist and
 baseline, trend chart, blood-pressure table, infusion record, REMS form fields (esketamine),
@@ -36,13 +36,13 @@ from chairside.domain.events import (
     SessionClosed,
 )
 from chairside.domain.describe import describe, marker, param_label
+from chairside.domain.protocol import ProtocolTemplate
 from chairside.reports import rems as report_rems
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
 from chairside.reports.common import (
-    amendments_by_target,
     bp_readings,
-    effective,
+    current,
     fmt_num,
     fmt_time,
     infusion_record,
@@ -53,11 +53,11 @@ from chairside.reports.common import (
     numbered,
     opened,
     phase_spans,
-    scale_info,
+    record_state,
     scale_label,
+    scale_of,
     scale_range,
     session_end,
-    tget,
     vital_series,
 )
 from chairside.reports.svg import _PHASE_LABEL, Mark, render_chart
@@ -119,8 +119,8 @@ def _e(v: Any) -> str:
 
 def _of_max(scale: str) -> str:
     """"/max" of a score from data/scales.toml ("" when the file does not say)."""
-    hi = scale_info().get(scale, {}).get("max")
-    return f"/{hi:g}" if isinstance(hi, (int, float)) else ""
+    s = scale_of(scale)
+    return f"/{s.max:g}" if s is not None and s.max is not None else ""
 
 
 def _css_str(text: str) -> str:
@@ -145,16 +145,16 @@ class _Ctx:
         self.events = list(events)
         self.numbered = numbered(self.events)
         self.by_seq = {s: e for s, e in self.numbered}
-        self.amends = amendments_by_target(self.events)
+        self.state = record_state(self.events)
 
     def amended(self, seq: int, field: str | None = None) -> list[Amendment]:
-        out = self.amends.get(seq, [])
+        out = list(self.state.amendments.get(seq, ()))
         if field is None:
             return out
         return [a for a in out if field in a.replacement]
 
     def eff(self, seq: int, ev: Any) -> Any:
-        return effective(ev, self.amends, seq)
+        return current(self.state, seq, ev)
 
     def val(self, seq: int, ev: Any, field: str, fmt=lambda v: _e(v)) -> str:
         """Original value, followed by each amendment's new value beside it."""
@@ -182,26 +182,26 @@ class _Ctx:
         return " ".join(parts)
 
 
-def _tpl_name(template: Any, fallback: str) -> str:
-    return str(tget(template, "title", "display_name", "label", "description", "name", default=fallback))
+def _tpl_name(template: ProtocolTemplate | None, fallback: str) -> str:
+    return template.title if template is not None else fallback
 
 
-def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None = None,
+def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, last_hash: str | None = None,
            source_name: str | None = None) -> str:
     """The whole report as one HTML string (pure function of the events and the template)."""
     ctx = _Ctx(events)
     evs = ctx.events
     op_raw = next(((s, e) for s, e in ctx.numbered if e.kind == "session_opened"), None)
-    op = opened(evs)
+    op = opened(ctx.state)
     if template is None and op is not None:
         template = load_template(op.protocol)
-    profile = tget(template, "limits_profile", "limits", "profile", "limits.profile", default=None)
-    limits, limits_file = load_limits(profile if isinstance(profile, str) else None)
+    profile = template.limits_profile if template is not None else None
+    limits, limits_file = load_limits(profile)
     t0 = evs[0].t if evs else None
     t_end = session_end(evs)
     t_last = last_time(evs)
     spans = phase_spans(evs)
-    esk = report_rems.is_esketamine(evs, template)
+    esk = report_rems.is_esketamine(evs, template, ctx.state)
     h: list[str] = []
     w = h.append
 
@@ -341,7 +341,7 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
     w("</section>")
 
     # ---------------------------------------------------------------- infusion
-    rec = infusion_record(evs)
+    rec = infusion_record(evs, ctx.state)
     w("<section><h2>Dosing record</h2>" if esk else "<section><h2>Infusion record</h2>")
     starts = [(s, e) for s, e in ctx.numbered if e.kind == "infusion_started"]
     esk_doses = [(s, e) for s, e in interventions if report_rems._is_esk_drug(e.drug)]
@@ -413,7 +413,6 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
         w(_rems_section(report_rems.fields(evs, template)))
 
     # ---------------------------------------------------------------- observations
-    scales = scale_info()
     obs = [(s, e) for s, e in ctx.numbered if isinstance(e, ObservationRecorded)]
     w("<section><h2>Observations</h2>")
     if obs:
@@ -422,9 +421,9 @@ def render(events: Sequence[Any], template: Any = None, *, last_hash: str | None
         for s, e in obs:
             items = ", ".join(f"{k}: {v}" for k, v in e.items.items())
             w(f"<tr><td>{s}</td><td class='t'>{fmt_time(e.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, e.t)))}</td>"
-              f"<td>{ctx.val(s, e, 'scale', lambda v: _e(scale_label(v, scales)))}</td>"
+              f"<td>{ctx.val(s, e, 'scale', lambda v: _e(scale_label(v)))}</td>"
               f"<td class='num'>{ctx.val(s, e, 'score', lambda v: _e(fmt_num(v)))}</td>"
-              f"<td>{_e(scale_range(e.scale, scales))}</td>"
+              f"<td>{_e(scale_range(e.scale))}</td>"
               f"<td>{_e(items)}{' — ' if items and e.text else ''}{ctx.val(s, e, 'text') if e.text else ''}</td>"
               f"<td>{_e(e.author)}{ctx.note(s, ('scale', 'score', 'text'))}</td></tr>")
         w("</tbody></table>")
@@ -592,7 +591,7 @@ def _limits_table(limits: Sequence[Any], source: str | None) -> str:
            '<table class="limits small"><thead><tr><th>Rule</th><th>Parameter</th><th>Pre-dose</th><th>Dosing</th>'
            '<th>Recovery</th></tr></thead><tbody>']
     for (rule, param), cells in rows.items():
-        name = scale_label(param.split(":", 1)[1], scale_info()) if param.startswith("scale:") else param_label(param)
+        name = scale_label(param.split(":", 1)[1]) if param.startswith("scale:") else param_label(param)
         out.append(f"<tr><td>{_e(rule)}</td><td>{_e(name)}</td>"
                    + "".join(f"<td>{_e('; '.join(cells[p])) or '—'}</td>" for p in phases) + "</tr>")
     out.append("</tbody></table><p class='small'>*** high, ** medium, * low (advisory) priority; medium and high "
@@ -660,9 +659,7 @@ def export(path: Path, out: Path | None = None) -> Path:
     """Write the HTML report of a session file; default ``<file>.html`` beside it."""
     path = Path(path)
     loaded = read_session(path)
-    op = opened(loaded.events)
-    template = load_template(op.protocol) if op else None
-    html = render(loaded.events, template, last_hash=loaded.last_hash, source_name=path.name)
+    html = render(loaded.events, last_hash=loaded.last_hash, source_name=path.name)
     out = Path(out) if out else path.with_suffix(".html")
     write_private_text(out, html)
     return out

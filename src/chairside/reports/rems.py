@@ -2,7 +2,7 @@
 
 Owns: ``fields(events, template=None) -> dict`` (pure), ``is_esketamine(events, template)``,
 and ``export(path, out) -> Path`` for ``chairside export FILE --format rems-json``.
-Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+Must not import: textual, serial, chairside.transport, chairside.service, chairside.ui.
 
 Numbers (28 mg per device, 56/84 mg, 140/90, about 40 min, 120 min, CADSS > 4, MOAA/S) come
 from ``data/reports/rems.toml`` (with source tags) unless the protocol template defines them.
@@ -53,19 +53,20 @@ from chairside.domain.events import (
     ObservationRecorded,
     PhaseChanged,
 )
+from chairside.domain.protocol import ProtocolTemplate
+from chairside.domain.state import SessionState
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
 from chairside.reports.common import (
     DATA,
-    amendments_by_target,
     bp_readings,
-    effective,
+    current,
     load_template,
+    numbered,
     opened,
-    scale_info,
-    seq_of,
+    record_state,
+    scale_of,
     session_end,
-    tget,
 )
 
 ESKETAMINE_WORDS = ("esketamine", "spravato")
@@ -80,22 +81,22 @@ def _is_esk_drug(name: str) -> bool:
     return any(w in n for w in ESKETAMINE_WORDS)
 
 
-def is_esketamine(events: Sequence[Any], template: Any = None) -> bool:
+def is_esketamine(events: Sequence[Any], template: ProtocolTemplate | None = None,
+                  state: SessionState | None = None) -> bool:
     """An esketamine session: its protocol (name or template drug) or an administration says so."""
-    op = opened(events)
-    names = [op.protocol if op else "", str(tget(template, "name", "id", default="")),
-             str(tget(template, "dosing.drug", "drug", default="")),
-             str(tget(template, "title", "display_name", "label", default=""))]
+    op = opened(state if state is not None else record_state(events))
+    names = [op.protocol if op else ""]
+    if template is not None:
+        names += [template.name, template.drug, template.title]
     if any(_is_esk_drug(n) for n in names):
         return True
-    if tget(template, "rems", default=None) is not None:  # a template with a REMS section
+    if template is not None and template.rems is not None:  # a template with a REMS section
         return True
     return any(isinstance(e, (InterventionGiven, InfusionStarted)) and _is_esk_drug(e.drug) for e in events)
 
 
-def _eff_events(events: Sequence[Any]) -> list[tuple[int, Any]]:
-    amends = amendments_by_target(events)
-    return [(seq_of(e, i), effective(e, amends, seq_of(e, i))) for i, e in enumerate(events)]
+def _eff_events(events: Sequence[Any], state: SessionState) -> list[tuple[int, Any]]:
+    return [(s, current(state, s, e)) for s, e in numbered(events)]
 
 
 def _bp_dict(bp, ref: datetime | None) -> dict[str, Any] | None:
@@ -123,33 +124,31 @@ def _mentions(text: str, phrase: str) -> bool:
         start = i + 1
 
 
-def _num(template: Any, names: tuple[str, ...], default: float) -> float:
-    v = tget(template, *names, default=None)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float(default)
-
-
-def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
-    """The REMS form fields filled from the record (pure: events + template -> dict)."""
+def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> dict[str, Any]:
+    """The REMS form fields filled from the record (pure: events + template -> dict).
+    The protocol template's ``[rems]`` numbers win over ``data/reports/rems.toml``."""
     cfg = _config()
-    op = opened(events)
+    state = record_state(events)
+    op = opened(state)
     if template is None and op is not None:
         template = load_template(op.protocol)
-    ev = _eff_events(events)
-    mg_per_device = _num(template, ("rems.mg_per_device", "mg_per_device", "device_mg"), cfg["dose"]["mg_per_device"])
-    at_min = _num(template, ("rems.bp_at_min", "bp_at_min", "bp_check_min"), cfg["bp"]["at_min"])
+    ev = _eff_events(events, state)
+    rems = template.rems if template is not None else None
+    mg_per_device = float(rems.mg_per_device if rems else cfg["dose"]["mg_per_device"])
+    at_min = float(rems.bp_at_min if rems else cfg["bp"]["at_min"])
     window = float(cfg["bp"]["at_min_window"])
-    guide_sys = _num(template, ("rems.bp_guide_sys",), cfg["bp"]["label_guide_sys"])
-    guide_dia = _num(template, ("rems.bp_guide_dia",), cfg["bp"]["label_guide_dia"])
+    guide_sys = float(rems.bp_guide_sys if rems else cfg["bp"]["label_guide_sys"])
+    guide_dia = float(rems.bp_guide_dia if rems else cfg["bp"]["label_guide_dia"])
     pct = float(cfg["bp"]["within_pct_of_baseline"])
-    min_minutes = _num(template, ("min_observation_min", "minimum_observation_min", "min_recovery_min",
-                                  "recovery.min_minutes", "rems.min_minutes"), cfg["monitoring"]["min_minutes"])
+    min_minutes = float(rems.min_minutes if rems else template.min_recovery_min if template is not None
+                        else cfg["monitoring"]["min_minutes"])
     sed_max = float(cfg["effects"]["sedation_moaas_at_most"])
     cadss_above = float(cfg["effects"]["dissociation_cadss_above"])
     cadss_tag = cfg["effects"]["dissociation_cadss_above_source"]
-    for flag in scale_info().get("cadss", {}).get("flags", []):  # the scales file wins when it has the flag
-        if flag.get("op") == "gt" and isinstance(flag.get("value"), (int, float)):
-            cadss_above = float(flag["value"])
-            cadss_tag = str(flag.get("source", cadss_tag))
+    cadss = scale_of("cadss")
+    for flag in cadss.flags if cadss is not None else ():  # the scales file wins when it has the flag
+        if flag.op == "gt" and flag.value is not None:
+            cadss_above, cadss_tag = float(flag.value), flag.source
             break
 
     def tag(section: str, key: str) -> str:
@@ -181,7 +180,8 @@ def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
             if isinstance(e, PhaseChanged) and e.to_phase == "infusion":
                 first_device, first_device_seq = e.t, s
                 break
-    std = [float(x) for x in (tget(template, "dosing.allowed_doses", default=None) or cfg["dose"]["standard_doses_mg"])]
+    allowed = template.dosing.allowed_doses if template is not None else ()
+    std = [float(x) for x in (allowed or cfg["dose"]["standard_doses_mg"])]
     category = f"{dose_mg:g} mg" if admins and dose_mg in std else ("other" if admins else None)
 
     # -- blood pressure
@@ -208,7 +208,7 @@ def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
     bp_end = upto_end[-1] if upto_end else None
 
     # -- concomitant medication classes, from the check-in checklist
-    classes = list(tget(template, "rems.concomitant_classes", default=None) or cfg["form"]["concomitant_classes"])
+    classes = list((rems.concomitant_classes if rems else ()) or cfg["form"]["concomitant_classes"])
     concomitant: dict[str, bool | None] = {c: None for c in classes}
     for s, e in ev:
         if not isinstance(e, ChecklistCompleted):
@@ -275,9 +275,9 @@ def fields(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
 
     return {
         "form": "SPRAVATO REMS Patient Monitoring Form (outpatient): fields derived from the Chairside record",
-        "form_version": tget(template, "rems.form_version", default=None),
+        "form_version": rems.form_version if rems else None,
         "protocol": op.protocol if op else None,
-        "applicable": is_esketamine(events, template),
+        "applicable": is_esketamine(events, template, state),
         "session_id": op.session_id if op else None,
         "patient_id": op.patient_id if op else None,
         "patient_name_dob_sex": None,  # not held in a pseudonymous record: fill in on the form
@@ -339,7 +339,7 @@ def export(path: Path, out: Path | None = None) -> Path:
     """Write the REMS fields of an esketamine session file as JSON; default ``<file>.rems.json``."""
     path = Path(path)
     loaded = read_session(path)
-    op = opened(loaded.events)
+    op = opened(record_state(loaded.events))
     template = load_template(op.protocol) if op else None
     if not is_esketamine(loaded.events, template):
         proto = op.protocol if op else "?"
