@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from chairside.alarms.profile import LimitsError, LimitsProfile, load_profile
-from chairside.domain.describe import param_label  # noqa: F401 - the reports' one label of a parameter
 from chairside.domain.events import (
     DischargeAssessed,
     InfusionPaused,
