@@ -1,4 +1,5 @@
-"""Session store: the append-only, hash-chained SQLite session file; verify; export.
+"""Session store: the append-only, hash-chained SQLite session file, its schema and canonical
+form; verify; owner-only file writing. (Reports live in ``chairside.reports``.)
 
 May import: chairside.domain, stdlib (sqlite3, hashlib, json, csv). Must not import:
 textual, serial, chairside.transport, chairside.alarms, chairside.service.
