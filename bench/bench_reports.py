@@ -27,7 +27,7 @@ def build(hours: float) -> list:
     out: list = [ev.SessionOpened(t=t0, author="KB", session_id="BENCH", patient_id="P-B", weight_kg=70,
                                   protocol="iv-ketamine-depression", staff=("KB",))]
     n = int(hours * 3600)
-    start, stop = 600, min(n - 1, 600 + 2400)
+    start, stop = min(600, n // 4), min(n - 1, 600 + 2400)  # a record the state accepts: started before stopped
     for k in range(1, n):
         t = t0 + timedelta(seconds=k)
         rs = [Reading(param="hr", value=70 + (k % 7), unit="bpm", device_time=t, source="ecg"),
