@@ -114,4 +114,48 @@ def test_discharge_screen(world, snap_compare, size):
     minutes(svc, clock, 20)
     svc.feed(nibp(clock, 126, 80))
     minutes(svc, clock, 1)
-    assert snap_compare(app_for(svc, clock), terminal_size=size, press=["d"])
+    assert snap_compare(app_for(svc, clock), terminal_size=size, run_before=settled("d"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_new_session_form_over_the_first_screen(tmp_path, snap_compare, size):
+    """The very first screen: the new-session form below the alarm bar and the tiles."""
+    clock = ManualClock()
+    svc = MonitorService(clock=clock, session_dir=tmp_path)
+    try:
+        svc.feed(nibp(clock, 126, 78))
+        minutes(svc, clock, 2)
+        app = create_app(svc, clock, None, show_start=True, flash=False, bell=False,
+                         start_defaults={"patient_id": "P-001", "weight_kg": 70})
+        assert snap_compare(app, terminal_size=size, run_before=settled())
+    finally:
+        svc.shutdown()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_note_form_under_a_high_alarm(world, snap_compare, size):
+    """A form open while a high alarm is active: the bar keeps its colours above the form."""
+    svc, clock = world
+    svc.feed(nibp(clock, 208, 104))
+    minutes(svc, clock, 1)
+    assert svc.snapshot().alarms[0].priority == "high"
+    assert snap_compare(app_for(svc, clock), terminal_size=size, run_before=settled("n", *"BP repeated"))
+
+
+def settled(*keys):
+    """Press ``keys``, then wait until the form is mounted and placed below the tiles (the
+    monitor lays itself out again first: a loaded machine must not catch it half-way)."""
+    async def run_before(pilot):
+        for _ in range(3):
+            await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+        for _ in range(3):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+        screen = pilot.app.screen
+        fit = getattr(screen, "fit_below_monitor", None)
+        if fit is not None:
+            fit()
+            await pilot.pause()
+    return run_before

@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         replay.append(path)
         app.exit()
 
-    app = create_app(svc, svc.clock, settings, bell=bell, start_defaults=defaults, replay_hook=open_replay)
+    app = create_app(svc, svc.clock, settings, bell=bell, start_defaults=defaults, replay_hook=open_replay,
+                     audio="auto")
     svc.start()
     try:
         app.run()

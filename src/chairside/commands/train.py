@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     setup_diagnostics(getattr(settings, "log_dir", None))
     training, svc, defaults = build(args, settings)
     bell = (not args.no_bell) and bool(getattr(settings, "bell", True))
-    app = create_app(svc, training.clock, settings, bell=bell, start_defaults=defaults, training=training)
+    app = create_app(svc, training.clock, settings, bell=bell, start_defaults=defaults, training=training,
+                     audio="auto")
     svc.start()
     try:
         app.run()

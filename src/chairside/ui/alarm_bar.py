@@ -42,6 +42,7 @@ class AlarmBar(Static):
         "alarm--high", "alarm--high-off", "alarm--high-ack",
         "alarm--medium", "alarm--medium-off", "alarm--medium-ack",
         "alarm--low", "alarm--low-ack",
+        "alarm--audio-none", "alarm--audio-paused",
     }
 
     def __init__(self, **kwargs) -> None:
@@ -50,6 +51,18 @@ class AlarmBar(Static):
         self._high_on = True
         self._medium_on = True
         self._rendered: tuple | None = None
+        self._audio: tuple[str, str] | None = None  # (text, "none" | "paused"), first line
+
+    def show_audio(self, line: tuple[str, str] | None) -> None:
+        """The sound's state, shown above the alarms: "AUDIO: NONE", the pause countdown."""
+        if line != self._audio:
+            self._audio = line
+            self._render_bar()
+
+    def on_resize(self) -> None:
+        from chairside.ui.monitor_screen import top_changed
+
+        top_changed(self)  # a form over the monitor moves down with a growing bar
 
     def show(self, alarms: tuple[AlarmView, ...]) -> None:
         self._alarms = alarms
@@ -69,17 +82,22 @@ class AlarmBar(Static):
         alarms = self._alarms
         top = alarms[0].priority if alarms else None
         key = (tuple((a.alarm_id, a.priority, a.message, a.acknowledged, a.latched, a.audio_paused,
-                      a.condition_active) for a in alarms), self._high_on, self._medium_on)
+                      a.condition_active) for a in alarms), self._high_on, self._medium_on, self._audio)
         if key == self._rendered:
             return
         self._rendered = key
         self.set_class(not alarms, "-none")
         for p in ("high", "medium", "low"):
             self.set_class(top == p, f"-top-{p}")
-        if not alarms:
-            self.update("No active alarms")
-            return
         text = Text()
+        if self._audio is not None:
+            words, kind = self._audio
+            text.append(words, style=self.get_component_rich_style(f"alarm--audio-{kind}", partial=True))
+            text.append("\n")
+        if not alarms:
+            text.append("No active alarms")
+            self.update(text)
+            return
         shown = alarms[:MAX_LINES]
         for i, a in enumerate(shown):
             if i:

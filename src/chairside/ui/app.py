@@ -10,17 +10,20 @@ Must not import: chairside.store, chairside.transport (the UI talks to the servi
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from chairside.service_data import console_data
 from chairside.service_model import PRIORITY_RANK, CommandRefused, Snapshot
+from chairside.ui.alarm_bar import AlarmBar
 from chairside.ui.messages import SnapshotArrived
 from chairside.ui.monitor_screen import KEYS, MonitorScreen
 
@@ -28,7 +31,12 @@ from chairside.ui.monitor_screen import KEYS, MonitorScreen
 class ChairsideApp(App[None]):
     CSS_PATH = "chairside.tcss"
     TITLE = "Chairside"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    # F9 and F10 are priority keys: they acknowledge and pause the audio from any screen,
+    # also while a form field has the focus (no field consumes them; a/s still work on the
+    # monitor itself)
+    BINDINGS = [Binding("f9", "acknowledge", "Ack alarms", key_display="F9", priority=True),
+                Binding("f10", "pause_audio", "Audio pause", key_display="F10", priority=True),
+                Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
                 Binding("ctrl+t", "instructor", "Instructor", show=False)]
 
     def __init__(self, service: Any, clock: Any, settings: Any = None, *, flash: bool = True,
@@ -36,7 +44,7 @@ class ChairsideApp(App[None]):
                  start_defaults: dict[str, Any] | None = None,
                  replay_hook: Callable[[str], None] | None = None,
                  flash_phase: tuple[bool, bool] = (True, True), replay: Any = None,
-                 training: Any = None) -> None:
+                 training: Any = None, audio: Any = None) -> None:
         super().__init__()
         self.service = service
         self.clock = clock
@@ -59,7 +67,16 @@ class ChairsideApp(App[None]):
         self._ticks = 0
         self._last_bell_mono: float | None = None
         self._last_bell_priority: str | None = None
-        self.bells = 0  # rung so far (tests)
+        self.bells = 0  # bursts sounded so far, by the audio or the bell (tests)
+        # the machine's audio (chairside.audio.AlarmSound; "auto": probe the system players);
+        # None: no audio path (tests, replay), the terminal bell alone
+        if audio == "auto":
+            from chairside.audio import AlarmSound
+
+            audio = AlarmSound()
+        self.audio = audio
+        self.audio_status: str | None = None  # after the self-test: a player's name or "none"
+        self._pause_deadline: float | None = None  # monotonic end of the audio pause
         self.rendered: list[tuple[float | None, float]] = []  # (readings stored, painted) monos; bench
         self.keep_render_log = False
         half_high = 1.0 / (2 * self.data.flash_high_hz)
@@ -80,10 +97,13 @@ class ChairsideApp(App[None]):
         self._unsubscribe = self.service.subscribe(self._from_service)
         self._deliver(self.service.snapshot())
         self.set_interval(self._timer_s, self._on_timer, name="flash")
+        if self.audio is not None:  # the sound self-test at start-up (plays the low burst)
+            self.run_worker(self.audio.self_test, thread=True, name="audio-self-test",
+                            group="audio", exit_on_error=False)
         if self.show_start is None:
             self.show_start = not self.snapshot.session.open if self.snapshot else True
         if self.show_start:
-            self.action_new_session()
+            self.call_later(self.action_new_session)
         if not self.flash_enabled:
             self.monitor.set_flash(*self.frozen_phase)
 
@@ -130,6 +150,9 @@ class ChairsideApp(App[None]):
         if self.keep_render_log:
             stored = snap.readings_stored_mono
             self.call_after_refresh(lambda: self.rendered.append((stored, self.clock.monotonic())))
+        paused = snap.audio_paused_s
+        self._pause_deadline = None if paused is None else self.clock.monotonic() + paused
+        self._show_audio()
         self._bell_check(snap, new=True)
         if self.replay is not None:
             self.refresh_replay()
@@ -146,6 +169,8 @@ class ChairsideApp(App[None]):
                 pass
         if self.snapshot is not None:
             self._bell_check(self.snapshot, new=False)
+        if self._pause_deadline is not None:
+            self._show_audio()  # the pause countdown
         if self.replay is not None and self._ticks % 2 == 0:
             self.refresh_replay()
 
@@ -162,9 +187,31 @@ class ChairsideApp(App[None]):
         except Exception:  # noqa: BLE001 - not mounted yet
             pass
 
+    def audio_line(self) -> tuple[str, str] | None:
+        """What the alarm bar says about the sound: (text, kind) or None.
+
+        "AUDIO: NONE" when the self-test found no player that works (the terminal bell is the
+        only sound, and may be silent), the countdown while the audio is paused."""
+        if self._pause_deadline is not None:
+            left = max(0.0, self._pause_deadline - self.clock.monotonic())
+            m, s_ = divmod(int(math.ceil(left)), 60)
+            return f"AUDIO PAUSED {m}:{s_:02d} (F10 pauses again)", "paused"
+        if self.audio is not None and self.audio_status == "none":
+            tail = ("terminal bell only, may be silent" if self.bell_enabled
+                    else "bell off: alarms are silent, watch the screen")
+            return f"AUDIO: NONE — no speaker path works; {tail}", "none"
+        return None
+
+    def _show_audio(self) -> None:
+        try:
+            self.monitor.query_one(AlarmBar).show_audio(self.audio_line())
+        except (LookupError, NoMatches):
+            pass
+
     def _bell_check(self, snap: Snapshot, *, new: bool) -> None:
         prio = snap.audio_priority
-        if not self.bell_enabled or prio is None:
+        sound = self.audio is not None and self.audio.working
+        if prio is None or not (self.bell_enabled or sound):
             self._last_bell_priority = prio
             return
         now = self.clock.monotonic()
@@ -174,7 +221,8 @@ class ChairsideApp(App[None]):
         if rising or due:
             self._last_bell_mono = now
             self.bells += 1
-            self._ring(self.data.bell_pulses.get(prio, 1))
+            if not (sound and self.audio.play(prio)) and self.bell_enabled:
+                self._ring(self.data.bell_pulses.get(prio, 1))  # the fallback
         self._last_bell_priority = prio
 
     def _ring(self, pulses: int) -> None:
@@ -204,6 +252,14 @@ class ChairsideApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         w = event.worker
+        if w.group == "audio" and w.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self.audio_status = w.result if w.state == WorkerState.SUCCESS else "none"
+            if self.audio_status == "none":
+                self.notify("AUDIO: NONE — no system player could sound the alarms "
+                            + ("(terminal bell only)" if self.bell_enabled else "(bell off: alarms are silent)"),
+                            severity="error", timeout=10)
+            self._show_audio()
+            return
         if w.group != "app-command":
             return
         if w.state == WorkerState.SUCCESS and w.description:
@@ -252,100 +308,103 @@ class ChairsideApp(App[None]):
         if self.snapshot is not None:
             self.monitor.show(self.snapshot, bell=self.bell_enabled)
 
-    def _open(self, screen: Screen, *, session: bool = True) -> None:
+    async def _open(self, screen: Screen, *, session: bool = True) -> None:
+        """Open a form and wait until it is mounted with its first field focused: keys typed
+        right after the form's key (a fast typist, a scanner) are read only then, so they
+        land in the form's field instead of being lost."""
         if self._read_only():
             return
         if session and not self._need_session():
             return
-        self.push_screen(screen)
+        await self.push_screen(screen)
 
-    def action_new_session(self) -> None:
+    async def action_new_session(self) -> None:
         from chairside.ui.start_screen import StartScreen
 
         if self.snapshot is not None and self.snapshot.session.open:
             self.notify("A session is already open", severity="warning", timeout=3)
             return
-        self._open(StartScreen(), session=False)
+        await self._open(StartScreen(), session=False)
 
-    def action_start_infusion(self) -> None:
+    async def action_start_infusion(self) -> None:
         from chairside.ui.infusion_start import StartInfusionDialog
 
         if self.snapshot and self.snapshot.infusion.state != "not_started" and self.snapshot.session.open:
             self.notify(f"The infusion is already {self.snapshot.infusion.state}", severity="warning")
             return
-        self._open(StartInfusionDialog())
+        await self._open(StartInfusionDialog())
 
-    def action_change_rate(self) -> None:
+    async def action_change_rate(self) -> None:
         from chairside.ui.infusion_change import ChangeRateDialog
 
         if self.snapshot and self.snapshot.infusion.state not in ("running", "paused"):
             self.notify("No infusion running", severity="warning")
             return
-        self._open(ChangeRateDialog())
+        await self._open(ChangeRateDialog())
 
-    def action_pause_resume(self) -> None:
+    async def action_pause_resume(self) -> None:
         from chairside.ui.infusion_pause import InfusionStateDialog
 
         state = self.snapshot.infusion.state if self.snapshot else "not_started"
         if state == "running":
-            self._open(InfusionStateDialog("pause"))
+            await self._open(InfusionStateDialog("pause"))
         elif state == "paused":
-            self._open(InfusionStateDialog("resume"))
+            await self._open(InfusionStateDialog("resume"))
         else:
             self.notify("No infusion running", severity="warning")
 
-    def action_stop_infusion(self) -> None:
+    async def action_stop_infusion(self) -> None:
         from chairside.ui.infusion_pause import InfusionStateDialog
 
         if self.snapshot and self.snapshot.infusion.state not in ("running", "paused"):
             self.notify("No infusion running", severity="warning")
             return
-        self._open(InfusionStateDialog("stop"))
+        await self._open(InfusionStateDialog("stop"))
 
-    def action_observe(self, form: str) -> None:
+    async def action_observe(self, form: str) -> None:
         from chairside.ui.observation_dialog import ObservationDialog
 
-        self._open(ObservationDialog(form))
+        await self._open(ObservationDialog(form))
 
-    def action_intervention(self) -> None:
+    async def action_intervention(self) -> None:
         from chairside.ui.intervention_dialog import InterventionDialog
 
-        self._open(InterventionDialog())
+        await self._open(InterventionDialog())
 
-    def action_note(self) -> None:
+    async def action_note(self) -> None:
         from chairside.ui.note_dialog import NoteDialog
 
-        self._open(NoteDialog())
+        await self._open(NoteDialog())
 
-    def action_amend(self) -> None:
+    async def action_amend(self) -> None:
         from chairside.ui.amend_dialog import AmendDialog
 
-        self._open(AmendDialog())
+        await self._open(AmendDialog())
 
-    def action_baseline(self) -> None:
+    async def action_baseline(self) -> None:
         from chairside.ui.baseline_dialog import BaselineDialog
 
-        self._open(BaselineDialog())
+        await self._open(BaselineDialog())
 
-    def action_manual_vitals(self) -> None:
+    async def action_manual_vitals(self) -> None:
         from chairside.ui.manual_vitals_dialog import ManualVitalsDialog
 
-        self._open(ManualVitalsDialog())
+        await self._open(ManualVitalsDialog())
 
-    def action_phase(self) -> None:
+    async def action_phase(self) -> None:
         from chairside.ui.phase_dialog import PhaseDialog
 
-        self._open(PhaseDialog())
+        await self._open(PhaseDialog())
 
-    def action_discharge(self) -> None:
+    async def action_discharge(self) -> None:
         from chairside.ui.discharge_screen import DischargeScreen
 
-        self._open(DischargeScreen())
+        await self._open(DischargeScreen())
 
-    def action_close_session(self) -> None:
+    async def action_close_session(self) -> None:
         from chairside.ui.close_dialog import CloseSessionDialog
 
-        self._open(CloseSessionDialog())
+        await self._open(CloseSessionDialog())
 
     # ------------------------------------------------------------------ training
     def action_instructor(self) -> None:
@@ -405,6 +464,8 @@ def create_app(service: Any, clock: Any, settings: Any = None, **options: Any) -
     path when the user opens a replay from the start screen), ``replay`` (a
     ``chairside.replay.ReplayPlayer``: the monitor is shown read-only with the replay
     banner and keys; pass its ``service`` and ``clock``), ``training`` (a
-    ``chairside.training.TrainingRun``: instructor panel key and debrief at the end).
+    ``chairside.training.TrainingRun``: instructor panel key and debrief at the end),
+    ``audio`` (a ``chairside.audio.AlarmSound``, or "auto" to probe the system players; the
+    self-test runs at start-up; None: the terminal bell alone).
     """
     return ChairsideApp(service, clock, settings, **options)

@@ -21,11 +21,13 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual import events
 from textual.widgets import Button, Input, Label, Select, Static
 
-from chairside.ui.tick_box import TickBox
 from textual.worker import Worker, WorkerState
+
+from chairside.ui.overlay import BelowAlarms
+from chairside.ui.tick_box import TickBox
 
 from chairside.service_model import CommandRefused, DischargeBlocked, GateBlocked
 
@@ -63,12 +65,51 @@ def parse_number(text: str, what: str, *, integer: bool = False, required: bool 
     return v
 
 
-class FormDialog(ModalScreen[Any]):
-    """Base class of the console's forms."""
+#: what separates the fields of one paste or one scanner burst
+FIELD_SEPARATORS = ("\t", "\r\n", "\n", "\r")
+
+
+class FieldInput(Input):
+    """A form's text/number field. A paste (or a scanner's burst delivered as a paste) that
+    holds tabs or line breaks fills this field and the next ones, one part each, as typing
+    the same keys would; Textual's own Input keeps only the first line (and a number field
+    refused the whole paste)."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        text = event.text or ""
+        for sep in FIELD_SEPARATORS[1:]:
+            text = text.replace(sep, "\t")
+        if "\t" not in text:
+            super()._on_paste(event)
+            return
+        event.stop()
+        parts = text.split("\t")
+        target: Any = self
+        for i, part in enumerate(parts):
+            if i:
+                screen = self.screen
+                screen.focus_next()
+                target = screen.focused
+                if not isinstance(target, Input):
+                    break
+            if part:
+                target.insert_text_at_cursor(part)
+
+
+class FormDialog(BelowAlarms):
+    """Base class of the console's forms (below the alarm bar and the tiles: ``BelowAlarms``).
+
+    Tab and shift+tab are priority keys: the app moves the focus when it reads the key, so
+    the keys after a Tab in one burst (a scanner, a paste, a fast typist) land in the next
+    field; as ordinary bindings the move waited for the key to bubble up from the field, and
+    the keys behind it were already on their way into the old field ("1", Tab, "50" gave 150).
+    """
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=True),
         Binding("ctrl+s", "submit", "Record", show=True, priority=True),
+        Binding("tab", "focus_field(1)", "Next", show=False, priority=True),
+        Binding("shift+tab", "focus_field(-1)", "Previous", show=False, priority=True),
     ]
     dialog_title: str = "Form"
     submit_label: str = "Record"
@@ -113,7 +154,7 @@ class FormDialog(ModalScreen[Any]):
     def user(self) -> str:
         return getattr(self.app, "default_initials", "") or ""
 
-    def compose(self) -> ComposeResult:
+    def compose_panel(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Label(self.dialog_title, id="dialog-title")
             intro = self.intro()
@@ -145,12 +186,19 @@ class FormDialog(ModalScreen[Any]):
             else:
                 value = "" if f.default is None else str(f.default)
                 itype = {"number": "number", "int": "integer"}.get(f.kind, "text")
-                yield Input(value=value, placeholder=f.placeholder, id=f"f-{f.name}", type=itype)
+                yield FieldInput(value=value, placeholder=f.placeholder, id=f"f-{f.name}", type=itype)
 
     first_focus: str | None = None  # the field focused on opening (default: the first shown)
 
-    def on_mount(self) -> None:
-        self.call_after_refresh(self._focus_first)
+    def on_mount(self) -> None:  # (Textual calls BelowAlarms.on_mount too)
+        self._focus_first()  # now, not after a refresh: keys typed right after opening land here
+
+    def action_focus_field(self, step: int) -> None:
+        """Tab / shift+tab (priority keys, see the class docstring)."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
 
     def _focus_first(self) -> None:
         """Focus where the nurse has to type: the first empty text/number/choice field, never
@@ -158,7 +206,9 @@ class FormDialog(ModalScreen[Any]):
         names = [self.first_focus] if self.first_focus else self._focus_order()
         for name in names[:1]:
             try:
-                self.query_one(f"#f-{name}").focus()
+                # set_focus now (Widget.focus() defers it to the app's queue, behind the keys
+                # already typed)
+                self.set_focus(self.query_one(f"#f-{name}"))
             except Exception:  # noqa: BLE001
                 pass
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from chairside.service_data import console_data
 from chairside.ui.monitor_screen import KEYS
+from chairside.ui.overlay import BelowAlarms
 
 GENERAL = (
+    ("F9", "acknowledge the alarms: from any screen, also while typing in a form"),
+    ("F10", "pause the alarm audio: from any screen, also while typing in a form"),
     ("ctrl+p", "command palette: every action by name"),
     ("ctrl+s", "in a form: record / confirm"),
     ("tab / shift+tab", "in a form: next / previous field"),
@@ -31,7 +33,7 @@ def _key_text(keys: str) -> str:
     return " / ".join(_KEY_NAMES.get(k, k) for k in keys.split(","))
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(BelowAlarms):
     BINDINGS = [Binding("escape,q,question_mark,h,f1", "dismiss", "Close")]
 
     def __init__(self, keys: tuple[tuple[str, str, str, bool], ...] | None = None,
@@ -40,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
         self.key_rows = KEYS if keys is None else keys
         self.title_text = title
 
-    def compose(self) -> ComposeResult:
+    def compose_panel(self) -> ComposeResult:
         with VerticalScroll(id="help", classes="dialog"):
             yield Label(self.title_text, id="dialog-title")
             rows = []

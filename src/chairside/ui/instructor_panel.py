@@ -14,13 +14,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from chairside.ui.format import duration
+from chairside.ui.overlay import BelowAlarms
 
 
-class InstructorPanel(ModalScreen[None]):
+class InstructorPanel(BelowAlarms):
     BINDINGS = [
         Binding("escape,ctrl+t", "dismiss", "Close", show=True),
         Binding("space", "toggle", "Pause/resume", show=True),
@@ -33,7 +33,7 @@ class InstructorPanel(ModalScreen[None]):
     def run(self) -> Any:
         return self.app.training
 
-    def compose(self) -> ComposeResult:
+    def compose_panel(self) -> ComposeResult:
         run = self.run
         with VerticalScroll(id="instructor", classes="dialog"):
             yield Label(f"Instructor — {run.scenario.title} (seed {run.seed})", id="dialog-title")

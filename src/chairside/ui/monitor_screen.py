@@ -29,8 +29,10 @@ TILES = (("nibp", "NIBP", "mmHg"), ("hr", "HR", "bpm"), ("spo2", "SpO2", "%"), (
 
 # key, action, description, shown in the footer
 KEYS: tuple[tuple[str, str, str, bool], ...] = (
-    ("a", "app.acknowledge", "Ack alarms", True),
-    ("s", "app.pause_audio", "Audio pause", True),
+    # F9 / F10 are the app's priority keys (they work in every form, shown in every footer);
+    # a / s work on the monitor itself
+    ("a", "app.acknowledge", "Ack alarms", False),
+    ("s", "app.pause_audio", "Audio pause", False),
     ("i", "app.start_infusion", "Start", True),
     ("r", "app.change_rate", "Rate", True),
     ("p", "app.pause_resume", "Pause/resume", True),
@@ -58,14 +60,43 @@ KEYS: tuple[tuple[str, str, str, bool], ...] = (
 FOOTER_LABELS = {"p": "Pause"}
 
 
+class Notices(Static):
+    """The red notices line above the alarm bar (link lost, recording degraded)."""
+
+    def on_resize(self) -> None:
+        top_changed(self)
+
+
+class TileRow(Horizontal):
+    """The row of vital tiles."""
+
+    def on_resize(self) -> None:
+        top_changed(self)
+
+
+def top_changed(widget) -> None:
+    """The monitor's top block (notices, alarm bar, tiles) changed size: a form open over
+    the monitor moves to stay below the tiles (called from the widgets' Resize events, which
+    come after the monitor's layout, so the regions read then are current)."""
+    screen = widget.screen
+    for above in widget.app.screen_stack[widget.app.screen_stack.index(screen) + 1:] \
+            if screen in widget.app.screen_stack else ():
+        fit = getattr(above, "fit_below_monitor", None)
+        if fit is not None:
+            fit()
+
+
 class MonitorScreen(Screen):
-    BINDINGS = [Binding(k, a, FOOTER_LABELS.get(k, d), show=s) for k, a, d, s in KEYS]
+    # priority keys: the app runs the action (and waits for the form it opens to be mounted
+    # and focused) before it reads the next key, so keys typed right after "i" go into the
+    # start form instead of being lost or opening other forms ("i" then "3" opened RASS)
+    BINDINGS = [Binding(k, a, FOOTER_LABELS.get(k, d), show=s, priority=True) for k, a, d, s in KEYS]
 
     def compose(self) -> ComposeResult:
         yield SessionHeader()
-        yield Static("", id="notices", markup=False)
+        yield Notices("", id="notices", markup=False)
         yield AlarmBar()
-        with Horizontal(id="tiles"):
+        with TileRow(id="tiles"):
             for key, label, unit in TILES:
                 yield VitalTile(key, label, unit)
         with Horizontal(id="middle"):
@@ -83,7 +114,25 @@ class MonitorScreen(Screen):
         if snap is not None:
             self.show(snap, bell=getattr(self.app, "bell_enabled", True))
 
+    #: below this height the tiles shrink to one line each while a form is open
+    COMPACT_BELOW_ROWS = 36
+
+    def on_screen_suspend(self) -> None:
+        """A form, the help or another screen went over the monitor."""
+        self.under_panel = True
+        self._set_compact()
+
+    def on_screen_resume(self) -> None:
+        self.under_panel = False
+        self._set_compact()
+
+    under_panel = False
+
+    def _set_compact(self) -> None:
+        self.set_class(self.under_panel and self.size.height < self.COMPACT_BELOW_ROWS, "-compact")
+
     def on_resize(self) -> None:
+        self._set_compact()
         self.set_class(self.size.height >= 36, "-tall")
         self.set_class(self.size.width >= 120, "-wide")
         try:  # narrow terminals: a compact footer, so "d Discharge" and "? Help" stay visible

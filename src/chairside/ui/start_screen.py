@@ -16,7 +16,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label
 
 from chairside.service_data import console_data
-from chairside.ui.form_dialog import Field, FormDialog, FormError
+from chairside.ui.form_dialog import Field, FieldInput, FormDialog, FormError
 
 
 class StartScreen(FormDialog):
@@ -63,7 +63,7 @@ class StartScreen(FormDialog):
         row = Horizontal(classes="field-row", id="row-resume_path")
         fields.mount(row)
         row.mount(Label("Resume/replay file", classes="field-label"))
-        row.mount(Input(placeholder="path to a .chairside session file", id="f-resume_path"))
+        row.mount(FieldInput(placeholder="path to a .chairside session file", id="f-resume_path"))
 
     BINDINGS = [*FormDialog.BINDINGS, ("f3", "resume", "Resume"), ("f4", "replay", "Replay")]
 

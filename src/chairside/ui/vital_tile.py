@@ -18,12 +18,18 @@ from chairside.ui.format import DASHES, age, limits, marker
 _STATE_CLASSES = ("-stale", "-missing", "-alarm-high", "-alarm-medium", "-alarm-low")
 
 
+def _n(v: float | None) -> str:
+    return DASHES if v is None else f"{v:.0f}"
+
+
 class VitalTile(Vertical):
     """A tile for ``nibp``, ``hr``, ``spo2`` or ``pr``; fed with ``show(tile)``."""
 
     def __init__(self, key: str, label: str, unit: str, **kwargs) -> None:
         super().__init__(id=f"tile-{key}", classes="tile", **kwargs)
         self.key = key
+        self.label = label
+        self.unit = unit
         self.title_text = f"{label} {unit}"
         self.border_title = self.title_text
         self._last: tuple | None = None
@@ -31,6 +37,22 @@ class VitalTile(Vertical):
     def compose(self) -> ComposeResult:
         yield Digits(DASHES, id=f"{self.key}-value", classes="tile-value")
         yield Label("", id=f"{self.key}-sub", classes="tile-sub", markup=False)
+        # the one-line form of the tile (shown instead of the digits when a form is open on
+        # a short terminal: the monitor's class -compact)
+        yield Label("", id=f"{self.key}-line", classes="tile-line", markup=False)
+
+    def one_line(self, tile: Tile) -> str:
+        """The tile in one line: marker first (it survives a cut), name, value, unit, state."""
+        mark = marker(tile.alarm)
+        head = f"{mark} {self.label}" if mark else self.label
+        if tile.value is None:
+            return f"{head} {DASHES} {tile.missing_reason or 'no data'}"
+        if self.key == "nibp":
+            mp = "" if tile.value3 is None else f" ({tile.value3:.0f})"
+            mins = "" if tile.age_s is None else f" {int(tile.age_s // 60)}m"
+            return (f"{head} {_n(tile.value)}/{_n(tile.value2)}{mp} {self.unit}{mins}"
+                    + (" STALE" if tile.stale else ""))
+        return f"{head} {_n(tile.value)} {self.unit}" + (" STALE" if tile.stale else "")
 
     def show(self, tile: Tile) -> None:
         key = (tile.value, tile.value2, tile.value3, tile.missing_reason, tile.stale, tile.alarm,
@@ -41,7 +63,8 @@ class VitalTile(Vertical):
             return
         self._last = key
         digits = self.query_one(Digits)
-        sub = self.query_one(Label)
+        sub = self.query_one(f"#{self.key}-sub", Label)
+        self.query_one(f"#{self.key}-line", Label).update(self.one_line(tile))
         if tile.value is None:
             digits.update(DASHES)
             text = tile.missing_reason or "no data"
