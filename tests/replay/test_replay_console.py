@@ -64,7 +64,7 @@ async def test_replay_screen_is_read_only_with_banner_and_session_clock(player, 
             app.service.acknowledge(None, by="AB")
         with pytest.raises(CommandRefused):
             app.service.add_note(author="AB", text="x")
-        app.action_note()
+        await app.action_note()  # the action itself refuses in a replay
         await pilot.pause()
         assert app.screen is app.monitor
     sf = SessionFile.open(surge_file, readonly=True)
