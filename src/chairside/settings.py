@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     bell: bool = Field(True, description="sound the terminal bell for alarms")
     log_dir: Path = Field(default_factory=_default_log_dir, description="folder for log files")
     staff_initials: str | None = Field(None, description="initials recorded as the author of entries")
+    # the HL7 listener (listen://): technical limits, not clinical numbers
+    hl7_max_connections: int = Field(8, ge=1, le=256, description="HL7 listener: connections at once")
+    hl7_idle_timeout_s: float = Field(120.0, gt=0, description="HL7 listener: close a connection with no complete message for this long")
+    hl7_message_timeout_s: float = Field(30.0, gt=0, description="HL7 listener: close a connection whose message is not complete this long after its first byte")
+    hl7_max_message_bytes: int = Field(1 << 20, ge=1024, description="HL7 listener: a bigger message is rejected (AR) and dropped")
+    hl7_senders: tuple[str, ...] = Field((), description="HL7 listener: addresses of the monitors; a new connection from one evicts an idle one (empty: any peer)")
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 

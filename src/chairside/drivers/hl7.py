@@ -68,13 +68,28 @@ Reading (ISO/IEEE 11073 MDC code *numbers* in OBX-3, never the text; ../shared/v
   containment in OBX-4), priority from OBX-8 (PH/PM/PL -> high/medium/low), phase, state
   and inactivation state in ``flags``; ``active`` False when the phase is end/stop or the
   state inactive. Emitted when the message ends.
-* ACK: for a message that came in an MLLP block, an MLLP-framed ``ACK`` with ``MSA|AA``
-  is queued for ``take_output()`` when MSH-15 is ``AL``, ``SU`` or empty (original mode);
-  never for ``NE``/``ER``. The ACK's MSH-7 repeats the message's (drivers have no clock).
+* Escape sequences (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``, ``\\Xhh\\``, HL7 v2.6 2.7.4) are decoded in the
+  text fields we keep (alarm text, phase/state, unit text): ``unescape``.
+* Messages checked (an MLLP message's readings are held until its end and dropped when it
+  is rejected; a plain message's readings go out as they arrive):
+  ``AR`` (reject, nothing read): MSH-9 not ``ORU^R01``/``ORU^R40`` (0357 code 200, 201 for
+  another ORU event), MSH-12 not ``2.x`` (203), a message larger than
+  ``max_message_bytes`` (207; the rest of the block is skipped without being buffered), an
+  MLLP block without an MSH segment, binary junk included (100);
+  ``AE`` (accepted, with errors): an OBX-5 of a parameter we read that is not a number (102,
+  ERR-2 ``OBX^<n>^5``; the reading is missing, the rest of the message counts);
+  ``AA`` otherwise.
+* ACK: for a message (or a block) that came in an MLLP block, an MLLP-framed ``ACK`` with
+  ``MSA|<code>|<control id>`` and one ``ERR`` per error (ERR-2 location, ERR-3
+  ``code^text^HL70357``, ERR-4 ``E``, ERR-8 what was wrong) is queued for
+  ``take_output()`` when MSH-15 is ``AL``, ``SU`` or empty (original mode), or ``ER`` and
+  the code is not AA; never for ``NE``. A block that is not HL7 always gets its ``AR`` (the
+  sender can log it). The ACK's MSH-7 repeats the message's (drivers have no clock).
+  ``acks`` counts the replies by code.
 
-Counters: ``frames_decoded`` = messages; ``frames_rejected`` = MLLP blocks that hold no
-MSH; ``bytes_skipped`` = bytes outside any message, or a segment dropped for exceeding
-``MAX_BUFFER``.
+Counters: ``frames_decoded`` = messages accepted (AA/AE); ``frames_rejected`` = messages or
+MLLP blocks rejected (AR); ``bytes_skipped`` = bytes outside any message, of a rejected
+oversize block, or a segment dropped for exceeding ``MAX_BUFFER``.
 """
 
 from __future__ import annotations
@@ -134,6 +149,9 @@ ATTR_INACTIVATION = b"68483"
 _ENDED_PHASES = {"end", "stop", "reset"}
 _INACTIVE_STATES = {"inactive", "off"}
 MAX_ALARM_OBX = 64  # per OBR group; anything beyond is ignored
+MAX_ALARM_GROUPS = 256  # OBR groups of one ORU^R40; anything beyond is ignored
+MAX_ERR = 8  # ERR segments in one ACK
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a PCD-01 message is a few kB; beyond this: AR, dropped
 
 
 def _load_sentinels() -> frozenset[float]:
@@ -177,8 +195,8 @@ def _offset_of(raw: bytes) -> timezone | None:
 
 
 class _Message:
-    __slots__ = ("fs", "cs", "rs", "msh", "kind", "trigger", "control", "mllp", "tz", "obr_time",
-                 "alarms", "segments")
+    __slots__ = ("fs", "cs", "rs", "esc", "ss", "msh", "kind", "trigger", "control", "mllp", "tz", "obr_time",
+                 "alarms", "segments", "obx", "reject", "errors", "held", "nbytes")
 
     def __init__(self, msh: list[bytes], fs: bytes, mllp: bool) -> None:
         self.msh = msh
@@ -186,6 +204,8 @@ class _Message:
         enc = msh[1] if len(msh) > 1 else b"^~\\&"
         self.cs = enc[0:1] or b"^"
         self.rs = enc[1:2] or b"~"
+        self.esc = enc[2:3] or b"\\"
+        self.ss = enc[3:4] or b"&"
         typ = msh[8].split(self.cs) if len(msh) > 8 else [b""]
         self.kind = typ[0]
         self.trigger = typ[1] if len(typ) > 1 else b""
@@ -195,6 +215,19 @@ class _Message:
         self.obr_time: datetime | None = None
         self.alarms: list[list[list[bytes]]] = []  # R40: OBX field lists per OBR group
         self.segments = 1
+        self.obx = 0  # OBX segments so far (the segment sequence of an ERR-2 location)
+        self.reject: tuple[str, str, str, str] | None = None  # AR: (0357 code, text, ERR-2 location, detail)
+        self.errors: list[tuple[str, str, str, str]] = []  # AE: the same, per content error
+        self.held: list[DriverOutput] = []  # an MLLP message's outputs, out when it is accepted
+        self.nbytes = 0
+        version = msh[11].split(self.cs, 1)[0].strip() if len(msh) > 11 else b""
+        if self.kind != b"ORU" or self.trigger not in (b"R01", b"R40"):
+            typ_text = _text(msh[8] if len(msh) > 8 else b"")[:40]
+            code = "200" if self.kind != b"ORU" else "201"
+            self.reject = (code, HL7_ERRORS[code], "MSH^1^9", f"message type {typ_text!r} is not ORU^R01 or ORU^R40")
+        elif not SUPPORTED_VERSION.fullmatch(version):
+            self.reject = ("203", HL7_ERRORS["203"], "MSH^1^12",
+                           f"HL7 version {_text(version[:20])!r} is not 2.x")
 
     def field(self, n: int) -> bytes:
         """MSH-n (1-based, MSH-1 is the field separator itself)."""
@@ -205,6 +238,43 @@ class _Message:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
+
+
+# HL7 v2.6 Table 0357 (message error condition codes) used in ERR-3
+HL7_ERRORS = {
+    "100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
+    "200": "Unsupported message type", "201": "Unsupported event code", "203": "Unsupported version id",
+    "207": "Application internal error",
+}
+SUPPORTED_VERSION = re.compile(rb"2\.\d(\.\d+)?")
+_ESCAPE_SEQ = re.compile(rb"\\([^\\\r]{1,64})\\")
+
+
+def unescape(raw: bytes, msg: _Message | None = None) -> str:
+    """A text field with the HL7 escape sequences decoded (HL7 v2.6 2.7.4): ``\\F\\`` field,
+    ``\\S\\`` component, ``\\T\\`` subcomponent, ``\\R\\`` repetition separator, ``\\E\\`` the
+    escape character, ``\\Xhh...\\`` bytes in hex; highlighting ``\\H\\``/``\\N\\`` is dropped,
+    ``\\.br\\`` is a line break. Unknown sequences stay as they are."""
+    esc = msg.esc if msg is not None else b"\\"
+    if esc not in raw:
+        return _text(raw)
+    fs, cs, rs, ss = (msg.fs, msg.cs, msg.rs, msg.ss) if msg is not None else (b"|", b"^", b"~", b"&")
+    table = {b"F": fs, b"S": cs, b"T": ss, b"R": rs, b"E": esc, b"H": b"", b"N": b"", b".br": b"\n"}
+    pattern = _ESCAPE_SEQ if esc == b"\\" else re.compile(re.escape(esc) + rb"([^" + re.escape(esc)
+                                                              + rb"\r]{1,64})" + re.escape(esc))
+
+    def one(m: re.Match[bytes]) -> bytes:
+        body = m.group(1)
+        if body in table:
+            return table[body]
+        if body[:1] == b"X" and len(body) > 1 and len(body) % 2 == 1:
+            try:
+                return bytes.fromhex(body[1:].decode("ascii"))
+            except ValueError:
+                return m.group(0)
+        return m.group(0)
+
+    return _text(pattern.sub(one, raw))
 
 
 # --- OBX-11 result status and OBX-8 measurement status (IHE PCD TF-2 Appendix B.8, Table B.8.5-6) ---
@@ -242,30 +312,45 @@ class Hl7Driver(Driver):
     serial_defaults: ClassVar[SerialDefaults] = SerialDefaults(baudrate=9600, bytesize=8, parity="N", stopbits=1)
     MAX_BUFFER: ClassVar[int] = 64 * 1024  # longest segment we hold while waiting for its end
 
-    def __init__(self, ack: bool = True, receiving_app: str = "CHAIRSIDE", receiving_facility: str = "") -> None:
+    def __init__(self, ack: bool = True, receiving_app: str = "CHAIRSIDE", receiving_facility: str = "",
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         super().__init__()
+        if max_message_bytes < 1024:
+            raise ValueError(f"hl7 max_message_bytes must be at least 1024, got {max_message_bytes!r}")
         self.ack = ack
+        self.max_message_bytes = int(max_message_bytes)
         self.receiving_app = receiving_app.encode()
         self.receiving_facility = receiving_facility.encode()
         self._buf = b""
         self._discard = False  # dropping the rest of an over-long segment
         self._mllp = False  # inside an MLLP block
         self._block_has_msh = False
-        self._block_bytes = 0
+        self._block_bytes = 0  # bytes of the current MLLP block so far
+        self._oversize = False  # the current MLLP block passed max_message_bytes: skipping to its end
+        self._pending_reject: str | None = None  # why a block without a message is rejected
         self._prev_delim = 0
         self._msg: _Message | None = None
         self._out = bytearray()
         self._last_nibp: dict[tuple[str, str], tuple[float | None, bytes]] = {}
         self._ts_cache: dict[tuple[bytes, timezone], datetime | None] = {}
+        self.acks = {"AA": 0, "AE": 0, "AR": 0}  # replies queued, by acknowledgement code
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
 
+    @property
+    def in_block(self) -> bool:
+        """True while a message is arriving: inside an MLLP block, or part of a segment held."""
+        return self._mllp or self._oversize or bool(self._buf)
+
     def reset(self) -> None:
         self._buf = b""
         self._discard = False
         self._mllp = False
+        self._oversize = False
+        self._pending_reject = None
+        self._block_bytes = 0
         self._msg = None
         self._prev_delim = 0
 
@@ -277,7 +362,7 @@ class Hl7Driver(Driver):
         """End of input: the last segment and message are complete even without a terminator."""
         out: list[DriverOutput] = []
         try:
-            if self._buf and not self._discard:
+            if self._buf and not self._discard and not self._oversize:
                 self._segment(self._buf, out)
             self._buf = b""
             self._discard = False
@@ -297,13 +382,32 @@ class Hl7Driver(Driver):
         return out
 
     def _feed(self, data: bytes, out: list[DriverOutput]) -> None:
+        if self._oversize:
+            # an MLLP block past the size cap: nothing of it is kept until its end (0x1C) or a new block
+            end = min((i for i in (data.find(b"\x1c"), data.find(b"\x0b")) if i >= 0), default=-1)
+            if end < 0:
+                self.stats.bytes_skipped += len(data)
+                return
+            self.stats.bytes_skipped += end
+            data = data[end:]  # the loop below ends the block at this delimiter
+            self._buf = b""
         buf = self._buf + data if self._buf else bytes(data)
         parts = _DELIMS.split(buf)
         rest = parts.pop()
         it = iter(parts)
         for seg in it:
             delim = next(it)[0]
-            if self._discard:
+            if self._mllp and not self._oversize:
+                self._block_bytes += len(seg) + 1
+                if self._block_bytes > self.max_message_bytes:
+                    self._too_big()
+            if self._oversize:
+                if delim not in (FS, VT):
+                    self.stats.bytes_skipped += len(seg) + 1
+                    continue
+                self.stats.bytes_skipped += len(seg)
+                self._oversize = False
+            elif self._discard:
                 self.stats.bytes_skipped += len(seg) + 1
                 self._discard = False
             elif seg:
@@ -313,24 +417,56 @@ class Hl7Driver(Driver):
             elif delim in (0x0A, 0x0D) and self._prev_delim in (0x0A, 0x0D) and not self._mllp:
                 self._end_message(out)  # a blank line ends a plain message
             if delim == VT:
+                if self._mllp:  # a new block before the old one ended: the old one is complete
+                    self._end_block(out)
                 self._end_message(out)
-                if self._mllp and not self._block_has_msh and self._block_bytes:
-                    self.stats.reject("MLLP block without an MSH segment")
                 self._mllp = True
                 self._block_has_msh = False
                 self._block_bytes = 0
             elif delim == FS:
-                if self._mllp and not self._block_has_msh:
-                    self.stats.reject("MLLP block without an MSH segment")
-                self._end_message(out)
+                if self._mllp:
+                    self._end_block(out)
+                else:
+                    self._end_message(out)
                 self._mllp = False
                 self._block_bytes = 0
             self._prev_delim = delim
+        if self._oversize or (self._mllp and self._block_bytes + len(rest) > self.max_message_bytes):
+            self.stats.bytes_skipped += len(rest)
+            if not self._oversize:
+                self._too_big()
+            self._buf = b""
+            return
         if len(rest) > self.MAX_BUFFER:
             self.stats.bytes_skipped += len(rest)
             rest = b""
             self._discard = True
         self._buf = rest
+    def _too_big(self) -> None:
+        """The current MLLP block passed ``max_message_bytes``: reject it (AR at its end), keep nothing."""
+        self._oversize = True
+        self._buf = b""
+        detail = f"message larger than {self.max_message_bytes} bytes"
+        if self._msg is not None:
+            self._msg.reject = ("207", HL7_ERRORS["207"], "", detail)
+            self._msg.held.clear()
+            self._msg.alarms.clear()
+        else:
+            self._pending_reject = detail
+
+    def _end_block(self, out: list[DriverOutput]) -> None:
+        """An MLLP block ended (0x1C, or a new 0x0B): finish its message, or answer a block
+        that held no HL7 message at all."""
+        if self._msg is not None:
+            self._end_message(out)
+            return
+        if not self._block_has_msh and (self._block_bytes or self._pending_reject):
+            detail = self._pending_reject or "block without an MSH segment: not an HL7 message"
+            self._pending_reject = None
+            self.stats.reject(f"MLLP {detail}")
+            if self.ack:
+                self._queue_ack("AR", None, [("100" if "MSH" in detail else "207",
+                                               HL7_ERRORS["100" if "MSH" in detail else "207"], "", detail)])
 
     # --- segments -------------------------------------------------------------------------
     def _segment(self, seg: bytes, out: list[DriverOutput]) -> None:
@@ -350,24 +486,31 @@ class Hl7Driver(Driver):
             return
         if msg is None:
             self.stats.bytes_skipped += len(seg) + 1
-            if self._mllp:
-                self._block_bytes += len(seg) + 1
             return
         msg.segments += 1
+        if not msg.mllp:
+            msg.nbytes += len(seg) + 1
+            if msg.nbytes > self.max_message_bytes:  # a plain message past the cap: end it here
+                self.stats.reject(f"plain message larger than {self.max_message_bytes} bytes: rest skipped")
+                self._msg = None
+                self.stats.frames_decoded += 1
+                return
+        if msg.reject is not None:
+            return  # a rejected message: nothing of it is read
         if head == b"OBX":
+            msg.obx += 1
             fields = seg.split(msg.fs)
-            if msg.kind == b"ORU" and msg.trigger == b"R40":
+            if msg.trigger == b"R40":
                 if msg.alarms and len(msg.alarms[-1]) < MAX_ALARM_OBX:
                     msg.alarms[-1].append(fields)
                 elif not msg.alarms:
                     msg.alarms.append([fields])
                 return
-            if msg.kind == b"ORU":
-                self._observation(msg, fields, out)
+            self._observation(msg, fields, msg.held if msg.mllp else out)
         elif head == b"OBR":
             fields = seg.split(msg.fs)
             msg.obr_time = self._ts(fields[7]) if len(fields) > 7 and fields[7] else None
-            if msg.trigger == b"R40":
+            if msg.trigger == b"R40" and len(msg.alarms) < MAX_ALARM_GROUPS:
                 msg.alarms.append([fields])
 
     def _ts(self, raw: bytes, tz: timezone | None = None) -> datetime | None:
@@ -402,7 +545,9 @@ class Hl7Driver(Driver):
             first = raw.split(msg.rs, 1)[0].split(msg.cs, 1)[0].strip()
             value = parse_number(first)
             if value is None:
-                flags = (f"not_numeric:{_text(first[:40])}",)
+                flags = (f"not_numeric:{unescape(first[:40], msg)}",)
+                msg.errors.append(("102", HL7_ERRORS["102"], f"OBX^{msg.obx}^5",
+                                   f"OBX-5 {unescape(first[:40], msg)!r} of {_text(code)} is not a number"))
             elif value in SENTINELS:
                 flags = (f"sentinel:{_text(first)}",)
                 value = None
@@ -422,7 +567,7 @@ class Hl7Driver(Driver):
         if value is not None and units:
             got = UNITS.get(units[0].strip()) or (UNITS.get(units[1].strip()) if len(units) > 1 else None)
             if got is None:
-                flags += (f"unit:{_text(units[0].strip() or units[1].strip() if len(units) > 1 else units[0])}",)
+                flags += (f"unit:{unescape(units[0].strip() or units[1].strip() if len(units) > 1 else units[0], msg)}",)
                 valid = False
             elif got != unit and (param, got) not in _UNIT_OK:
                 if got == "kPa" and unit == "mmHg":
@@ -452,14 +597,24 @@ class Hl7Driver(Driver):
         if msg is None:
             return
         self._msg = None
-        self.stats.frames_decoded += 1
-        if msg.alarms:
-            for group in msg.alarms:
-                status = self._alarm(msg, group)
-                if status is not None:
-                    out.append(status)
-        if msg.mllp and self.ack and msg.field(15).strip() in (b"AL", b"SU", b""):
-            self._out += self._ack(msg)
+        if msg.reject is not None:
+            # AR: the message is not read at all; what it held is dropped
+            self.stats.reject(f"{msg.reject[1]}: {msg.reject[3]}")
+            msg.held.clear()
+            code = "AR"
+        else:
+            self.stats.frames_decoded += 1
+            code = "AE" if msg.errors else "AA"
+            out += msg.held
+            if msg.alarms:
+                for group in msg.alarms:
+                    status = self._alarm(msg, group)
+                    if status is not None:
+                        out.append(status)
+        if msg.mllp and self.ack:
+            mode = msg.field(15).strip()
+            if mode in (b"AL", b"SU", b"") or (mode == b"ER" and code != "AA"):
+                self._queue_ack(code, msg, [msg.reject] if msg.reject is not None else msg.errors[:MAX_ERR])
 
     def _alarm(self, msg: _Message, group: list[list[bytes]]) -> DeviceStatus | None:
         obr = group[0] if group and group[0][0][:3] == b"OBR" else None
@@ -479,7 +634,7 @@ class Hl7Driver(Driver):
             val = f[5].strip() if len(f) > 5 else b""
             if code.startswith(b"196") and not event_code:  # MDC_EVT_* partition (alert events)
                 event_code = ident[1] if len(ident) > 1 and ident[1] else code
-                event_text = val
+                event_text = unescape(val, msg).encode()
                 if len(f) > 8 and f[8]:
                     for rep in f[8].split(rs):
                         rep = rep.strip()
@@ -496,11 +651,11 @@ class Hl7Driver(Driver):
                     if len(parts) >= 4 and parts[3] in CODES:
                         param = CODES[parts[3]][0]
             elif code == ATTR_PHASE:
-                flags.append(f"phase:{_text(val)}")
+                flags.append(f"phase:{unescape(val, msg)}")
             elif code == ATTR_STATE:
-                flags.append(f"state:{_text(val)}")
+                flags.append(f"state:{unescape(val, msg)}")
             elif code == ATTR_INACTIVATION:
-                flags.append(f"inactivation:{_text(val)}")
+                flags.append(f"inactivation:{unescape(val, msg)}")
             elif code in CODES:
                 param = CODES[code][0]
                 value = parse_number(val.split(cs, 1)[0].strip()) if val else None
@@ -517,16 +672,43 @@ class Hl7Driver(Driver):
         return _status({"kind": "device_alarm", "active": active, "param": param, "detail": detail,
                         "flags": tuple(flags), "device_time": when, "priority": priority, "value": value})
 
-    def _ack(self, msg: _Message) -> bytes:
-        fs, cs = msg.fs, msg.cs
-        enc = msg.field(2) or b"^~\\&"
-        recv_app = msg.field(5) or self.receiving_app
-        recv_fac = msg.field(6) or self.receiving_facility
-        msh = fs.join([b"MSH", enc, recv_app, recv_fac, msg.field(3), msg.field(4), msg.field(7), b"",
-                       b"ACK" + cs + msg.trigger + cs + b"ACK", b"ACK" + msg.control, msg.field(11) or b"P",
-                       msg.field(12) or b"2.6"])
-        msa = fs.join([b"MSA", b"AA", msg.control])
-        return b"\x0b" + msh + b"\r" + msa + b"\r\x1c\r"
+    def _queue_ack(self, code: str, msg: _Message | None, errors) -> None:
+        """An MLLP-framed ACK (HL7 v2.6 general acknowledgement, IHE PCD TF-2 B.2/B.3): MSA-1
+        ``AA``/``AE``/``AR``, MSA-2 the message's control ID, one ERR per error (ERR-2 location,
+        ERR-3 code^text^HL70357, ERR-4 severity E, ERR-8 what was wrong). Without a message
+        (a block that is not HL7) the header is ours and MSA-2 empty."""
+        self.acks[code] += 1
+        if msg is not None:
+            fs, cs, rs = msg.fs, msg.cs, msg.rs
+            enc = msg.field(2) or b"^~\\&"
+            esc = msg.esc
+            header = [msg.field(5) or self.receiving_app, msg.field(6) or self.receiving_facility,
+                      msg.field(3), msg.field(4), msg.field(7)]
+            trigger, control = msg.trigger, msg.control
+            processing, version = msg.field(11) or b"P", msg.field(12) or b"2.6"
+            if msg.reject is not None and msg.reject[2] == "MSH^1^12":
+                version = b"2.6"  # answer an unsupported version in ours
+        else:
+            fs, cs, rs, esc, enc = b"|", b"^", b"~", b"\\", b"^~\\&"
+            header = [self.receiving_app, self.receiving_facility, b"", b"", b""]
+            trigger, control, processing, version = b"", b"", b"P", b"2.6"
+        msh = fs.join([b"MSH", enc, *header, b"", b"ACK" + cs + trigger + cs + b"ACK",
+                       b"ACK" + control, processing, version])
+        segs = [msh, fs.join([b"MSA", code.encode(), control])]
+        for err_code, text, where, detail in errors:
+            loc = cs.join(where.encode().split(b"^")) if where else b""
+            segs.append(fs.join([b"ERR", b"", loc, cs.join([err_code.encode(), text.encode(), b"HL70357"]),
+                                 b"E", b"", b"", b"", _escape(detail, fs, cs, rs, esc)]))
+        self._out += b"\x0b" + b"\r".join(segs) + b"\r\x1c\r"
+
+
+def _escape(text: str, fs: bytes, cs: bytes, rs: bytes, esc: bytes) -> bytes:
+    """Text for an HL7 field, its delimiters escaped (the inverse of ``unescape``)."""
+    raw = text.encode("utf-8", errors="replace").replace(b"\r", b" ").replace(b"\n", b" ")
+    raw = raw.replace(esc, esc + b"E" + esc)
+    for ch, name in ((fs, b"F"), (cs, b"S"), (rs, b"R"), (b"&", b"T")):
+        raw = raw.replace(ch, esc + name + esc)
+    return raw[:200]
 
 
 # --- encoder (simulator) ------------------------------------------------------------------

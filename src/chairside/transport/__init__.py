@@ -30,25 +30,44 @@ from chairside.transport.capture import (
     parse_speed,
 )
 from chairside.transport.datapath import LinkStats, OutputCallback, RawCallback, TransportConfig
-from chairside.transport.hl7_listener import Hl7Listener
+from chairside.transport.hl7_listener import Hl7Listener, check_bind, exposure_warning
 from chairside.transport.serial_link import Link, serial_settings
 
 LISTEN_SCHEME = "listen"
 
 
+def _listen_address(port: str) -> tuple[str, int]:
+    parts = urlsplit(port)
+    try:
+        host = parts.hostname or "127.0.0.1"
+        number = parts.port if parts.port is not None else 2575
+    except ValueError:
+        raise ValueError(f"bad listen address {port!r}; expected listen://HOST:PORT") from None
+    return host, number
+
+
 def check_port(port: str) -> None:
-    """Raise ValueError (saying what is wrong) for a ``--port`` value that can never open: a
-    malformed URL, an unknown scheme, a bad ``listen://`` address. Opens nothing."""
+    """Raise ValueError (saying what is wrong, one line) for a ``--port`` value that can never
+    open: a malformed URL, an unknown scheme, a bad ``listen://`` address, or a ``listen://``
+    port that cannot be bound now (in use). Leaves nothing open."""
     if port.lower().startswith(f"{LISTEN_SCHEME}://"):
-        parts = urlsplit(port)
-        try:
-            parts.port  # noqa: B018 - parsing it is the check
-        except ValueError:
-            raise ValueError(f"bad listen address {port!r}; expected listen://HOST:PORT") from None
+        check_bind(*_listen_address(port))
         return
     from chairside.transport.serial_link import check_url
 
     check_url(port)
+
+
+def port_warning(port: str) -> str | None:
+    """A warning to print before opening ``port``: a ``listen://`` address that is not
+    loopback names what it exposes. None otherwise (and for a malformed value)."""
+    if not port.lower().startswith(f"{LISTEN_SCHEME}://"):
+        return None
+    try:
+        host, number = _listen_address(port)
+    except ValueError:
+        return None
+    return exposure_warning(host, number)
 
 
 def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: OutputCallback,
@@ -62,12 +81,7 @@ def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: Out
     ``listen://`` value or serial setting.
     """
     if port.lower().startswith(f"{LISTEN_SCHEME}://"):
-        parts = urlsplit(port)
-        try:
-            host = parts.hostname or "127.0.0.1"
-            number = parts.port if parts.port is not None else 2575
-        except ValueError:
-            raise ValueError(f"bad listen address {port!r}; expected listen://HOST:PORT") from None
+        host, number = _listen_address(port)
         # each connection gets its own driver: by name, or a new instance of the given one's class
         factory = driver if isinstance(driver, str) else type(driver)
         return Hl7Listener(factory, clock=clock, on_output=on_output, on_raw=on_raw, host=host,
@@ -90,5 +104,6 @@ __all__ = [
     "iter_capture",
     "open_source",
     "parse_speed",
+    "port_warning",
     "serial_settings",
 ]

@@ -52,6 +52,13 @@ class TransportConfig:
         and of the timers.
     write_timeout_s: a write that blocks longer (flow control never released) is dropped
         and counted as an error instead of hanging the link.
+    listen_*: the HL7 listener (``Hl7Listener``): at most ``listen_max_connections`` at once;
+        a connection that delivered no complete message for ``listen_idle_timeout_s`` is
+        closed (idle), and one whose started message is not complete within
+        ``listen_message_timeout_s`` (a sender trickling bytes) too; a message larger than
+        ``listen_max_message_bytes`` is rejected (AR) and dropped; ``listen_senders`` are the
+        addresses of the monitors (a new connection from one evicts an idle connection
+        rather than being refused; empty: every peer counts as a sender).
     """
 
     no_data_after_s: float = 10.0
@@ -64,14 +71,25 @@ class TransportConfig:
     max_backoff_s: float = 1.0
     read_timeout_s: float = 0.1
     write_timeout_s: float = 1.0
+    listen_max_connections: int = 8
+    listen_idle_timeout_s: float = 120.0
+    listen_message_timeout_s: float = 30.0
+    listen_max_message_bytes: int = 1 << 20
+    listen_senders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("no_data_after_s", "stall_after_s", "error_window_s", "min_backoff_s",
-                     "max_backoff_s", "read_timeout_s", "write_timeout_s"):
+                     "max_backoff_s", "read_timeout_s", "write_timeout_s", "listen_idle_timeout_s",
+                     "listen_message_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"transport setting {name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.error_threshold <= 1:
             raise ValueError(f"transport setting error_threshold must be in (0, 1], got {self.error_threshold!r}")
+        if self.listen_max_connections < 1:
+            raise ValueError(f"transport setting listen_max_connections must be >= 1, got {self.listen_max_connections!r}")
+        if self.listen_max_message_bytes < 1024:
+            raise ValueError("transport setting listen_max_message_bytes must be >= 1024, got "
+                             f"{self.listen_max_message_bytes!r}")
         if self.min_backoff_s > self.max_backoff_s:
             raise ValueError("transport setting min_backoff_s must not exceed max_backoff_s")
 

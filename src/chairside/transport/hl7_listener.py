@@ -8,14 +8,35 @@ API as ``serial_link.Link``.
 
 Must not import: serial, textual, chairside.store, chairside.alarms, chairside.service.
 Time from the injected clock.
+
+Holding under abuse (settings in ``TransportConfig.listen_*``):
+
+* A connection that has delivered no complete message for ``listen_idle_timeout_s`` is
+  closed, and so is one whose started message (an open MLLP block, buffered bytes) is not
+  complete ``listen_message_timeout_s`` after its first byte: a sender trickling bytes
+  (slowloris) cannot hold a slot.
+* At most ``listen_max_connections`` at once. A new connection when all slots are taken:
+  from a sender (an address in ``listen_senders``; every peer when that list is empty) it
+  evicts, in this order, a connection from an address that is not a sender, a connection
+  that never delivered a complete message, or the one whose last message is oldest and
+  older than ``listen_message_timeout_s``; oldest first. A monitor that delivers messages
+  keeps its slot; idlers never lock it out. When no connection can go (or the peer is not
+  a sender) the new one is refused. Every refusal, eviction and timeout is logged
+  (warning) and counted (``refused``, ``evicted``, ``timed_out``; ``LinkStats.errors``).
+* Each connection's driver gets ``max_message_bytes = listen_max_message_bytes``: a bigger
+  message is answered ``AR`` and dropped without being buffered (the driver skips to the
+  block's end).
+* ``exposure_warning(host)`` names what binding a non-loopback address exposes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from chairside.domain.clock import Clock
 from chairside.domain.readings import DriverOutput
@@ -35,6 +56,54 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 2575  # the IANA port registered for HL7 over MLLP
+
+
+def exposure_warning(host: str, port: int | str = DEFAULT_PORT) -> str | None:
+    """A one-line warning when ``host`` is not a loopback address (None for loopback)."""
+    name = host.strip("[]") or "0.0.0.0"
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        if name.lower() == "localhost":
+            return None
+        return (f"warning: the HL7 listener binds {name}:{port}: any host that can reach this machine's "
+                f"address {name!r} can connect and send observations; bind 127.0.0.1 unless the monitor "
+                "is on another machine, and set listen_senders")
+    if addr.is_loopback:
+        return None
+    where = "every network interface of this machine" if addr.is_unspecified else f"the interface {name}"
+    return (f"warning: the HL7 listener binds {name}:{port} on {where}: any host on those networks can "
+            "connect and send observations into the session; bind 127.0.0.1 unless the monitor is on "
+            "another machine, and set listen_senders to its address")
+
+
+def check_bind(host: str, port: int) -> None:
+    """Raise ValueError with one line when ``host:port`` cannot be bound now (in use, no such
+    address, not permitted). Binds and closes at once; opens nothing that stays."""
+    if port == 0:
+        return
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise ValueError(f"listen://{host}:{port}: cannot listen there: {exc.strerror or exc}") from None
+
+
+@dataclass
+class _Conn:
+    """What the listener knows about one connection (guarded by the listener's lock)."""
+
+    sock: socket.socket
+    peer: tuple
+    thread: threading.Thread
+    feeder: Feeder
+    sender: bool
+    opened: float  # clock.monotonic() at accept
+    last_message: float | None = None  # when its last complete message (or reply) came
+    block_since: float | None = None  # first byte of the message now arriving
+    closing: str = ""  # why the listener is closing it
 
 
 class Hl7Listener:
@@ -57,7 +126,8 @@ class Hl7Listener:
             ``on_raw`` receives the chunks of all connections in arrival order.
         host, port: where to bind. Binding anything but a loopback address exposes the
             listener to the network; do it only when told to.
-        max_connections: further connections are refused (closed at once) and counted.
+        max_connections: overrides ``config.listen_max_connections`` (see the module
+            docstring for who is evicted and who is refused when all are taken).
 
     Technical ``DeviceStatus`` records (``flags=("transport",)``):
         ``link_up`` when a monitor connects and none was connected (``detail`` = peer);
@@ -73,7 +143,7 @@ class Hl7Listener:
                  on_output: OutputCallback, on_raw: RawCallback | None = None,
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  config: TransportConfig | None = None, lost_grace_s: float = 1.0,
-                 max_connections: int = 8) -> None:
+                 max_connections: int | None = None) -> None:
         if isinstance(driver, str):
             name = driver
             get_driver(name)  # fail now on an unknown name
@@ -91,7 +161,8 @@ class Hl7Listener:
         self.port = port
         self.config = config or TransportConfig()
         self.lost_grace_s = lost_grace_s
-        self.max_connections = max_connections
+        self.max_connections = max_connections if max_connections is not None else self.config.listen_max_connections
+        self.senders = frozenset(self.config.listen_senders)
         self._on_output = on_output
         self._on_raw = on_raw
         self._counters = _Counters()
@@ -100,14 +171,16 @@ class Hl7Listener:
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._conns: dict[socket.socket, tuple[threading.Thread, Feeder]] = {}
+        self._conns: dict[socket.socket, _Conn] = {}
         self._up = False
         self._lost_reported = False
         self._empty_since: float | None = None
         self._state = "idle"
         self._decoded = [0, 0, 0]  # totals of closed connections' drivers
         self._rate_feeders: list[Feeder] = []
-        self.refused = 0
+        self.refused = 0  # new connections refused (all slots in use by senders, or not a sender)
+        self.evicted = 0  # idle connections closed to make room for a sender
+        self.timed_out = 0  # connections closed as idle or too slow
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -125,11 +198,14 @@ class Hl7Listener:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
-            sock.listen(self.max_connections)
+            sock.listen(max(self.max_connections, 16))
             sock.settimeout(self.config.read_timeout_s)
         except OSError:
             sock.close()
             raise
+        warning = exposure_warning(self.host, self.port)
+        if warning:
+            log.warning("%s", warning)
         self._sock = sock
         self._state = "listening"
         self._watch.restart()
@@ -146,9 +222,9 @@ class Hl7Listener:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for _, (thread, _) in conns:
-            if thread.ident is not None and thread is not threading.current_thread():
-                thread.join(timeout)
+        for _, c in conns:
+            if c.thread.ident is not None and c.thread is not threading.current_thread():
+                c.thread.join(timeout)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._sock is not None:
@@ -164,7 +240,7 @@ class Hl7Listener:
     def stats(self) -> LinkStats:
         with self._lock:
             c = self._counters
-            feeders = [f for _, f in self._conns.values()]
+            feeders = [c.feeder for c in self._conns.values()]
             dec, rej, skip = self._decoded
             for f in feeders:
                 dec += f.driver.stats.frames_decoded
@@ -218,6 +294,7 @@ class Hl7Listener:
             if conn is not None:
                 self._accepted(conn, peer)
             self._tick()
+            self._expire()
 
     def _tick(self) -> None:
         with self._lock:
@@ -229,19 +306,75 @@ class Hl7Listener:
                 events.append(technical("link_lost", self.clock, detail="the monitor disconnected"))
             self._emit(events)
 
+    def _is_sender(self, peer) -> bool:
+        return not self.senders or peer[0] in self.senders
+
+    def _victim(self, sender: bool) -> _Conn | None:
+        """The connection a new one from a sender may replace (module docstring), or None."""
+        if not sender:
+            return None
+        now = self.clock.monotonic()
+        conns = [c for c in self._conns.values() if not c.closing]
+        strangers = [c for c in conns if not c.sender]
+        if strangers:
+            return min(strangers, key=lambda c: c.opened)
+        silent = [c for c in conns if c.last_message is None]
+        if silent:
+            return min(silent, key=lambda c: c.opened)
+        stale = [c for c in conns if c.last_message is not None
+                 and now - c.last_message >= self.config.listen_message_timeout_s]
+        return min(stale, key=lambda c: c.last_message or 0.0) if stale else None
+
+    def _close(self, c: _Conn, why: str, counter: str) -> None:
+        """Close a connection from outside its thread (its thread ends and cleans up)."""
+        c.closing = why
+        setattr(self, counter, getattr(self, counter) + 1)
+        peer = f"{c.peer[0]}:{c.peer[1]}"
+        log.warning("hl7 listener: closing %s: %s", peer, why)
+        self._counters.error(f"closed {peer}: {why}")
+        try:
+            c.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _expire(self) -> None:
+        """Close idle and slow connections (called from the accept loop, every read timeout)."""
+        now = self.clock.monotonic()
+        cfg = self.config
+        with self._lock:
+            for c in list(self._conns.values()):
+                if c.closing:
+                    continue
+                if c.block_since is not None and now - c.block_since >= cfg.listen_message_timeout_s:
+                    self._close(c, f"a message still incomplete after {cfg.listen_message_timeout_s:g} s",
+                                "timed_out")
+                elif now - (c.last_message if c.last_message is not None else c.opened) >= cfg.listen_idle_timeout_s:
+                    self._close(c, f"no complete message for {cfg.listen_idle_timeout_s:g} s", "timed_out")
+
     def _accepted(self, conn: socket.socket, peer) -> None:
         with self._lock:
-            if len(self._conns) >= self.max_connections:
-                self.refused += 1
-                self._counters.error(f"refused {peer}: {self.max_connections} connections already")
-                conn.close()
-                return
+            sender = self._is_sender(peer)
+            live = sum(1 for c in self._conns.values() if not c.closing)
+            if live >= self.max_connections:
+                victim = self._victim(sender)
+                if victim is None:
+                    self.refused += 1
+                    why = ("not a configured sender" if not sender
+                           else "every connection is delivering messages")
+                    msg = f"refused {peer[0]}:{peer[1]}: {self.max_connections} connections in use, {why}"
+                    log.warning("hl7 listener: %s (refusal %d)", msg, self.refused)
+                    self._counters.error(msg)
+                    conn.close()
+                    return
+                self._close(victim, f"evicted (idle) for a new connection from {peer[0]}:{peer[1]}", "evicted")
             conn.settimeout(self.config.read_timeout_s)
-            feeder = Feeder(self._factory(), self.clock, self.config, self._emit, self._raw_or_none(),
-                            self._counters)
+            driver = self._factory()
+            if hasattr(driver, "max_message_bytes"):
+                driver.max_message_bytes = self.config.listen_max_message_bytes
+            feeder = Feeder(driver, self.clock, self.config, self._emit, self._raw_or_none(), self._counters)
             thread = threading.Thread(target=self._serve, args=(conn, peer, feeder),
                                       name=f"chairside-hl7 {peer}", daemon=True)
-            self._conns[conn] = (thread, feeder)
+            self._conns[conn] = _Conn(conn, peer, thread, feeder, sender, self.clock.monotonic())
             self._rate_feeders.append(feeder)
             if len(self._rate_feeders) > 32:
                 self._rate_feeders = self._rate_feeders[-32:]
@@ -271,7 +404,19 @@ class Hl7Listener:
                     break
                 with self._lock:  # one connection decodes at a time: shared counters, ordered output
                     self._emit(self._watch.data())
+                    before = _messages(feeder.driver)
                     reply = feeder.received(data)
+                    c = self._conns.get(conn)
+                    if c is not None:
+                        now = self.clock.monotonic()
+                        if _messages(feeder.driver) != before:
+                            c.last_message = now
+                        in_block = getattr(feeder.driver, "in_block", None)
+                        pending = in_block if in_block is not None else bool(getattr(feeder.driver, "buffered", 0))
+                        if not pending:
+                            c.block_since = None
+                        elif c.block_since is None or _messages(feeder.driver) != before:
+                            c.block_since = now
                 if reply:
                     conn.sendall(reply)
                     with self._lock:
@@ -295,3 +440,9 @@ class Hl7Listener:
                 if not self._conns:
                     self._empty_since = self.clock.monotonic()
                 self._emit(feeder.close())
+
+
+def _messages(driver: Driver) -> int:
+    """Messages a driver has finished (decoded or rejected): a change means one completed."""
+    st = driver.stats
+    return st.frames_decoded + st.frames_rejected
