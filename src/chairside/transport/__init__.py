@@ -34,6 +34,14 @@ from chairside.transport.hl7_listener import Hl7Listener, check_bind, exposure_w
 from chairside.transport.serial_link import Link, serial_settings
 
 LISTEN_SCHEME = "listen"
+FILE_SCHEME = "file:"  # file:PATH (or file:///PATH): a capture read as if it were a port
+
+
+def _file_path(port: str) -> str:
+    path = port[len(FILE_SCHEME):]
+    if path.startswith("//"):
+        path = path[2:]
+    return path
 
 
 def _listen_address(port: str) -> tuple[str, int]:
@@ -52,6 +60,16 @@ def check_port(port: str) -> None:
     port that cannot be bound now (in use). Leaves nothing open."""
     if port.lower().startswith(f"{LISTEN_SCHEME}://"):
         check_bind(*_listen_address(port))
+        return
+    if port.lower().startswith(FILE_SCHEME):
+        path = _file_path(port)
+        if not path:
+            raise ValueError(f"bad file port {port!r}; expected file:PATH")
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise ValueError(f"{port}: cannot read {path}: {exc.strerror or exc}") from None
         return
     from chairside.transport.serial_link import check_url
 
@@ -73,7 +91,9 @@ def port_warning(port: str) -> str | None:
 def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: OutputCallback,
                 on_raw: RawCallback | None = None, serial: Mapping[str, Any] | None = None,
                 config: TransportConfig | None = None) -> Link | Hl7Listener:
-    """A not-yet-started ``Link`` for a port URL, or an ``Hl7Listener`` for ``listen://HOST:PORT``.
+    """A not-yet-started ``Link`` for a port URL, an ``Hl7Listener`` for ``listen://HOST:PORT``,
+    or a ``ReplaySource`` for ``file:PATH`` (a capture read as if it were a port, at its own
+    pace, stamped with ``clock``).
 
     With ``listen://`` each connection gets its own driver (by name, or a new instance of
     the given driver's class, which must take no arguments); a
@@ -86,6 +106,10 @@ def open_source(port: str, driver: Driver | str, *, clock: Clock, on_output: Out
         factory = driver if isinstance(driver, str) else type(driver)
         return Hl7Listener(factory, clock=clock, on_output=on_output, on_raw=on_raw, host=host,
                            port=number, config=config)
+    if port.lower().startswith(FILE_SCHEME):
+        # a capture (CSRAW1 or plain device bytes) read at its own pace, stamped now
+        return ReplaySource(_file_path(port), driver, on_output=on_output, speed=1.0, on_raw=on_raw,
+                            config=config, live_clock=clock)
     return Link(port, driver, clock=clock, on_output=on_output, on_raw=on_raw, serial=serial, config=config)
 
 
