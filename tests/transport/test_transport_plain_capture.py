@@ -142,3 +142,32 @@ def test_an_unreadable_file_port_is_refused_before_any_file(tmp_path):
                         "--duration", "1"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "missing.raw" in r.stderr
     assert not session.exists()
+
+
+def test_simulate_out_writes_plain_bytes_or_a_csraw_capture_of_the_same_bytes(tmp_path):
+    import subprocess
+    import sys
+
+    from chairside.transport import CaptureReader, capture_info
+
+    def run_cli(argv):
+        r = subprocess.run([str(Path(sys.executable).parent / "chairside"), *argv], capture_output=True,
+                           text=True, timeout=120)
+        return r.returncode, r.stdout, r.stderr
+
+    plain, csraw = tmp_path / "sim.raw", tmp_path / "sim.csraw"
+    common = ["simulate", "--scenario", "uneventful", "--driver", "masimo", "--seed", "3", "--duration", "30",
+              "--start", "2026-01-01T09:00:00+00:00"]
+    assert run_cli([*common, "--out", str(plain)])[0] == 0
+    assert run_cli([*common, "--out", str(csraw), "--format", "csraw"])[0] == 0
+    assert capture_format(plain) == "plain" and capture_format(csraw) == "csraw"
+    assert capture_info(csraw).driver == "masimo"
+    records = list(CaptureReader(csraw))
+    assert b"".join(r.data for r in records) == plain.read_bytes()
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    assert all(start < r.receive_time <= start + timedelta(seconds=30) for r in records)
+    # both replay to the same readings (the plain one timed by the Masimo's line times)
+    a, _ = replay(plain, "masimo", speed=None)
+    b, _ = replay(csraw, None, speed=None)
+    key = [(x.param, x.value, x.device_time) for batch in a for x in batch if isinstance(x, Reading)]
+    assert key and key == [(x.param, x.value, x.device_time) for batch in b for x in batch if isinstance(x, Reading)]

@@ -2,7 +2,9 @@
 
 Owns: the options and output of the ``simulate`` command:
 ``--scenario NAME --driver D [--seed N] [--duration S] [--speed X] (--out FILE | --pty | --tcp PORT)``.
-``--out`` writes the bytes at once (not paced; ``-`` = stdout); ``--pty`` prints the
+``--out`` writes the bytes at once (not paced; ``-`` = stdout), as the device's plain bytes
+or, with ``--format csraw``, as a CSRAW1 raw capture (each one-second chunk with its
+simulated receive time, what ``record --raw`` would have kept); ``--pty`` prints the
 device path on stdout (``chairside run --port <path>`` reads it like a real monitor);
 ``--tcp`` serves 127.0.0.1:PORT (prints ``127.0.0.1:PORT``). A summary goes to stderr.
 Imports the simulator inside ``run`` (heavy: numpy) so ``chairside --help`` stays fast.
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out", metavar="FILE", help="write the byte stream to FILE ('-' = stdout), unpaced")
     out.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal; prints its path")
     out.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT (0 = any free port)")
+    parser.add_argument("--format", choices=["raw", "csraw"], default="raw",
+                        help="--out as the device's plain bytes (raw, default) or as a CSRAW1 raw capture "
+                             "(every chunk with its simulated receive time, as `record --raw` writes)")
     parser.add_argument("--start", metavar="ISO",
                         help="device clock at simulated time 0 (default: fixed for --out, wall clock when serving)")
     parser.add_argument("--no-noise", action="store_true", help="no variability: the mean trajectory")
@@ -69,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     duration = float(args.duration if args.duration is not None else sim.scenario.duration_s)
     if serving:
         _stop_on_sigterm()
-    if args.out is not None:
+    if args.format == "csraw" and args.out is None:
+        raise UsageError("--format csraw is for --out FILE")
+    if args.out is not None and args.format == "csraw":
+        stats = _write_csraw(sim, duration, args.out, args.driver)
+    elif args.out is not None:
         stats = _write(sim, duration, args.out)
     elif args.pty:
         from simulators.servers import serve_pty
@@ -122,4 +131,32 @@ def _write(sim, duration: float, out: str) -> dict[str, int]:
             fh.close()
         else:
             fh.flush()
+    return {"sent": sent}
+
+
+CSRAW_STEP_S = 1.0  # simulated seconds per chunk of a CSRAW1 capture (a serial read burst a second)
+
+
+def _write_csraw(sim, duration: float, out: str, driver: str) -> dict[str, int]:
+    """The simulated stream as a CSRAW1 capture: one chunk per simulated second, stamped with
+    the simulated time at its end (the device clock the simulator runs on)."""
+    from chairside.cli import UsageError
+    from chairside.transport import CaptureError, CaptureWriter
+
+    if out == "-":
+        raise UsageError("--format csraw needs a file for --out, not standard output")
+    sent = 0
+    try:
+        writer = CaptureWriter(out, driver=driver, start=sim.wall_time(0.0),
+                               port=f"simulate://{sim.scenario.name}?seed={sim.seed}", monotonic_origin=0.0)
+    except (CaptureError, OSError) as exc:
+        raise UsageError(f"--out {out}: {exc}".splitlines()[0]) from None
+    try:
+        while sim.t < duration - 1e-9:
+            data = sim.advance(min(CSRAW_STEP_S, duration - sim.t))
+            if data:
+                writer.write(sim.wall_time(), sim.t, data)
+                sent += len(data)
+    finally:
+        writer.close()
     return {"sent": sent}
