@@ -1,5 +1,6 @@
 """What a replay runs on: a session file's events, or a raw capture decoded byte-exactly
-through its driver, as timed inputs.
+through its driver (a CSRAW1 capture at its receive times; plain device bytes, with their
+driver named, at the device's own times: ``chairside.transport.capture``), as timed inputs.
 
 Owns: ``ReplayError``, ``Input``, ``Recording``, ``load_recording`` and
 ``collector_paused``. Reads files only (through ``chairside.store.read_session`` and
@@ -97,7 +98,31 @@ def load_recording(path: str | Path, driver: str | None = None, *, protocol: str
                 return _load_capture(p, driver, protocol)
             except CaptureError as exc:
                 raise ReplayError(str(exc).splitlines()[0]) from None
-        return _load_session(p, protocol)
+        if _is_sqlite(p) or driver is None:
+            try:
+                return _load_session(p, protocol)
+            except ReplayError:
+                if _is_sqlite(p):
+                    raise
+                raise ReplayError(f"{p}: not a session file, not a CSRAW1 raw capture (tried both); if it holds "
+                                  "a monitor's bytes, name its driver: --driver ge-s5|masimo|hl7") from None
+        # plain device bytes (a capture from another tool, `simulate --out`): through the driver
+        try:
+            return _load_capture(p, driver, protocol)
+        except CaptureError as exc:
+            detail = str(exc).split(": ", 2)[-1].split(" (tried")[0]
+            raise ReplayError(f"{p}: {detail} (tried: session file, CSRAW1 raw capture, plain {driver} bytes)") from None
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def _load_session(p: Path, protocol: str | None) -> Recording:
