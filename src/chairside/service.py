@@ -283,9 +283,11 @@ class MonitorService:
         from chairside.transport import open_source
 
         on_raw = self._raw_capture.write if self._raw_capture is not None else None
+        from chairside.transport import config_from_settings
+
+        config = self._transport_config or config_from_settings(self.settings)
         return open_source(self.port, self.driver_name, clock=self.clock, on_output=self._on_output,
-                           on_raw=on_raw, serial=self._serial_overrides,
-                           config=self._transport_config)
+                           on_raw=on_raw, serial=self._serial_overrides, config=config)
 
     @property
     def link(self) -> Any:

@@ -271,3 +271,21 @@ def test_binding_every_interface_names_the_exposure():
     assert warning is not None and "0.0.0.0:2575" in warning and "every network interface" in warning
     assert "\n" not in warning
     assert "192.168.1.20" in (port_warning("listen://192.168.1.20:2575") or "")
+
+
+def test_listener_limits_come_from_the_settings(monkeypatch, tmp_path):
+    from chairside.settings import load_settings
+    from chairside.transport import config_from_settings
+
+    monkeypatch.setenv("CHAIRSIDE_HL7_MAX_CONNECTIONS", "3")
+    monkeypatch.setenv("CHAIRSIDE_HL7_IDLE_TIMEOUT_S", "45")
+    monkeypatch.setenv("CHAIRSIDE_HL7_SENDERS", '["10.1.2.3"]')
+    (tmp_path / "config.toml").write_text("")
+    monkeypatch.setenv("CHAIRSIDE_CONFIG", str(tmp_path / "config.toml"))
+    cfg = config_from_settings(load_settings())
+    assert cfg.listen_max_connections == 3 and cfg.listen_idle_timeout_s == 45
+    assert cfg.listen_senders == ("10.1.2.3",)
+    defaults = config_from_settings(None)
+    assert defaults.listen_max_message_bytes == 1 << 20  # the default: 1 MB
+    lst = Hl7Listener("hl7", clock=WallClock(), on_output=Outputs(), port=0, config=cfg)
+    assert lst.max_connections == 3 and lst.senders == {"10.1.2.3"}

@@ -108,6 +108,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if sim_run is not None:
             sim_run.stop()
         raise UsageError(str(exc).splitlines()[0]) from None
+    from chairside.transport import port_warning
+
+    exposure = port_warning(port or "")
+    if exposure:  # listen:// on a non-loopback address: say what it exposes before listening
+        print(f"chairside record: {exposure}", file=err, flush=True)
 
     def on_event(ev: Any) -> None:
         line = alarm_log_line(ev)

@@ -154,6 +154,13 @@ def build_service(args: argparse.Namespace, settings: Any) -> tuple[Any, dict[st
         if sim_run is not None:
             sim_run.stop()
         raise UsageError(str(exc).splitlines()[0]) from None
+    from chairside.transport import port_warning
+
+    exposure = port_warning(port or "")
+    if exposure:  # listen:// on a non-loopback address: say what it exposes before listening
+        import sys
+
+        print(f"chairside run: {exposure}", file=sys.stderr, flush=True)
     if args.session and args.session.exists():
         try:
             svc.resume_session(args.session)

@@ -76,6 +76,26 @@ def check_port(port: str) -> None:
     check_url(port)
 
 
+def config_from_settings(settings: Any, base: TransportConfig | None = None) -> TransportConfig:
+    """``base`` (default ``TransportConfig()``) with the HL7 listener's settings
+    (``hl7_max_connections``, ``hl7_idle_timeout_s``, ``hl7_message_timeout_s``,
+    ``hl7_max_message_bytes``, ``hl7_senders``) of a ``chairside.settings.Settings``-like
+    object; attributes it lacks keep their defaults."""
+    import dataclasses
+
+    base = base or TransportConfig()
+    if settings is None:
+        return base
+    names = {"hl7_max_connections": "listen_max_connections", "hl7_idle_timeout_s": "listen_idle_timeout_s",
+             "hl7_message_timeout_s": "listen_message_timeout_s",
+             "hl7_max_message_bytes": "listen_max_message_bytes", "hl7_senders": "listen_senders"}
+    changes = {field: getattr(settings, name) for name, field in names.items()
+               if getattr(settings, name, None) is not None}
+    if "listen_senders" in changes:
+        changes["listen_senders"] = tuple(changes["listen_senders"])
+    return dataclasses.replace(base, **changes)
+
+
 def port_warning(port: str) -> str | None:
     """A warning to print before opening ``port``: a ``listen://`` address that is not
     loopback names what it exposes. None otherwise (and for a malformed value)."""
@@ -124,6 +144,7 @@ __all__ = [
     "TransportConfig",
     "capture_info",
     "check_port",
+    "config_from_settings",
     "is_capture",
     "iter_capture",
     "open_source",

@@ -68,13 +68,13 @@ def exposure_warning(host: str, port: int | str = DEFAULT_PORT) -> str | None:
             return None
         return (f"warning: the HL7 listener binds {name}:{port}: any host that can reach this machine's "
                 f"address {name!r} can connect and send observations; bind 127.0.0.1 unless the monitor "
-                "is on another machine, and set listen_senders")
+                "is on another machine, and set hl7_senders")
     if addr.is_loopback:
         return None
     where = "every network interface of this machine" if addr.is_unspecified else f"the interface {name}"
     return (f"warning: the HL7 listener binds {name}:{port} on {where}: any host on those networks can "
             "connect and send observations into the session; bind 127.0.0.1 unless the monitor is on "
-            "another machine, and set listen_senders to its address")
+            "another machine, and set hl7_senders to its address")
 
 
 def check_bind(host: str, port: int) -> None:
