@@ -154,6 +154,8 @@ def settled(*keys):
             await pilot.app.workers.wait_for_complete()
             await pilot.pause()
         screen = pilot.app.screen
+        for field in screen.query("Input"):  # a steady cursor: its blink made the SVG flaky
+            field.cursor_blink = False
         fit = getattr(screen, "fit_below_monitor", None)
         if fit is not None:
             fit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from chairside.service_model import DeviceLine
+from chairside.ui.format import fit_parts
 
 STORE_TEXT = {"none": "NOT RECORDING (no session)", "ok": "recording", "degraded": "DEGRADED",
               "memory": "IN MEMORY ONLY", "closed": "closed", "replay": "replay (read-only)"}
@@ -19,12 +20,29 @@ class DeviceLineView(Static):
         super().__init__("", id="device-line", markup=False, **kwargs)
         self._key: tuple | None = None
 
+    _last: tuple | None = None
+
     def show(self, d: DeviceLine, bell: bool) -> None:
+        self._last = (d, bell)
+        self._render_line()
+
+    def on_resize(self) -> None:
+        self._render_line()
+
+    def _render_line(self) -> None:
+        if self._last is None:
+            return
+        d, bell = self._last
         port = d.port if len(d.port) <= 40 else d.port[:37] + "…"
         store = STORE_TEXT.get(d.store.state, d.store.state)
-        text = (f"{port} · {d.driver} · link {d.link_state.upper()} · {d.readings_per_min:.0f}/min"
-                f" · errors {d.errors} · {store}" + ("" if bell else " · bell off"))
-        key = (text,)
+        short = store.split(" (")[0]
+        # link state and recording state matter most: they come first and stay
+        parts: list[str | tuple[str, ...]] = [
+            f"link {d.link_state.upper()}", (store, short) if short != store else store, port, d.driver,
+            f"{d.readings_per_min:.0f}/min", f"errors {d.errors}"] + ([] if bell else ["bell off"])
+        width = max(0, self.size.width - 2) or 200
+        text = fit_parts(parts, width, keep=2)
+        key = (text, d.link_state, d.store.warning)
         if key == self._key:
             return
         self._key = key

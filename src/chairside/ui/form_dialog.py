@@ -182,7 +182,7 @@ class FormDialog(BelowAlarms):
                 if f.default is not None:
                     kw["value"] = f.default
                 yield Select(opts, id=f"f-{f.name}", allow_blank=f.default is None,
-                             prompt=f.placeholder or "choose…", **kw)
+                             prompt=f.placeholder or "choose one", **kw)
             else:
                 value = "" if f.default is None else str(f.default)
                 itype = {"number": "number", "int": "integer"}.get(f.kind, "text")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from chairside.service_model import Snapshot
-from chairside.ui.format import PHASE_TEXT, duration
+from chairside.ui.format import PHASE_TEXT, duration, fit_parts
 
 
 class SessionHeader(Static):
@@ -17,18 +17,34 @@ class SessionHeader(Static):
         self._key: tuple | None = None
 
     def show(self, snap: Snapshot) -> None:
+        self._snap = snap
+        self._render_header()
+
+    _snap: Snapshot | None = None
+
+    def on_resize(self) -> None:
+        self._render_header()
+
+    def _render_header(self) -> None:
+        snap = self._snap
+        if snap is None:
+            return
         s = snap.session
+        parts: list[str | tuple[str, ...]] = [f"{snap.now:%H:%M:%S}Z"]
+        if s.simulated:
+            parts.append("SIM")
         if s.open or s.closed:
             elapsed = (snap.now - s.opened_at).total_seconds() if s.opened_at else None
             who = f"{s.patient_id} {s.weight_kg:g} kg" if s.weight_kg else s.patient_id
             # the clock is the session's (since opened), not the phase's: say so
-            text = (f"{PHASE_TEXT.get(s.phase, s.phase)} · session {duration(elapsed)} · {who} · {s.protocol}"
-                    + (" · CLOSED" if s.closed else ""))
+            parts += [PHASE_TEXT.get(s.phase, s.phase) + (" · CLOSED" if s.closed else ""),
+                      (f"session {duration(elapsed)}", duration(elapsed)), who, s.protocol]
         else:
-            text = "No session open — F2: new session · readings are shown, not recorded"
-        if s.simulated:
-            text = "SIM · " + text
-        text = f"{snap.now:%H:%M:%S}Z · {text}"
+            parts += [("No session open — F2: new session", "No session — F2: new session"),
+                      ("readings are shown, not recorded", "not recorded")]
+        # the whole line in the width there is (never cut mid-word: whole parts go first)
+        width = max(0, self.size.width - 2) or 200
+        text = fit_parts(parts, width, keep=3)
         if text == self._key:
             return
         self._key = text

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from chairside.service_model import TimelineItem
+from chairside.ui.format import fit_words
 
 
 class TimelineView(Widget):
@@ -43,5 +44,7 @@ class TimelineView(Widget):
             text.append(f"{it.t:%H:%M:%S} ", style=self.get_component_rich_style("timeline--time", partial=True))
             text.append(f"#{it.seq:<4} {it.author:<3} ", style=self.get_component_rich_style("timeline--time", partial=True))
             name = f"timeline--{it.priority}" if it.priority else "timeline--entry"
-            text.append(it.text, style=self.get_component_rich_style(name, partial=True))
+            room = self.size.width - 19 if self.size.width else 200  # after time, #seq, author
+            # a long entry ends at a word boundary with "…", never mid-word
+            text.append(fit_words(it.text, room), style=self.get_component_rich_style(name, partial=True))
         return text

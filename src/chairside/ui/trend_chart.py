@@ -12,10 +12,14 @@ from rich.text import Text
 from textual.widget import Widget
 
 from chairside.service_model import TrendSeries
+from chairside.ui.format import fit_parts
 
 SYMBOLS = {"nibp_sys": "▲", "nibp_dia": "▼", "hr": "•"}
 BARS = " ▁▂▃▄▅▆▇█"
 LABEL_W = 4
+
+
+TITLE = "Trend 60 min  ▲ SBP  ▼ DBP  • HR  ┈ limits  ▆ SpO2"
 
 
 class TrendChart(Widget):
@@ -26,7 +30,7 @@ class TrendChart(Widget):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(id="trend", **kwargs)
-        self.border_title = "Trend 60 min  ▲ SBP  ▼ DBP  • HR  ┈ limits  ▆ SpO2"
+        self.border_title = TITLE
         self._series: tuple[TrendSeries, ...] = ()
         self._window = 3600.0
         self._key: tuple | None = None
@@ -43,6 +47,8 @@ class TrendChart(Widget):
             self.refresh()
 
     def on_resize(self) -> None:
+        # the legend in the top border: whole entries, as many as fit (never "┈ l…")
+        self.border_title = fit_parts(TITLE.split("  "), max(8, self.outer_size.width - 6), sep="  ")
         self._key = None
         self.refresh()
 

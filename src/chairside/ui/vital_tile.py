@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Digits, Label
 
 from chairside.service_model import Tile
-from chairside.ui.format import DASHES, age, limits, marker
+from chairside.ui.format import DASHES, age, fit_parts, limits, marker
 
 _STATE_CLASSES = ("-stale", "-missing", "-alarm-high", "-alarm-medium", "-alarm-low")
 
@@ -41,30 +41,42 @@ class VitalTile(Vertical):
         # a short terminal: the monitor's class -compact)
         yield Label("", id=f"{self.key}-line", classes="tile-line", markup=False)
 
-    def one_line(self, tile: Tile) -> str:
-        """The tile in one line: marker first (it survives a cut), name, value, unit, state."""
+    def one_line(self, tile: Tile, width: int = 200) -> str:
+        """The tile in one line of ``width``: marker first, name, value, unit, then its state
+        (shortened or dropped as whole words when the line is narrow)."""
         mark = marker(tile.alarm)
         head = f"{mark} {self.label}" if mark else self.label
         if tile.value is None:
-            return f"{head} {DASHES} {tile.missing_reason or 'no data'}"
+            reason = tile.missing_reason or "no data"
+            return fit_parts([f"{head} {DASHES}", reason], width, sep=" ")
         if self.key == "nibp":
             mp = "" if tile.value3 is None else f" ({tile.value3:.0f})"
-            mins = "" if tile.age_s is None else f" {int(tile.age_s // 60)}m"
-            return (f"{head} {_n(tile.value)}/{_n(tile.value2)}{mp} {self.unit}{mins}"
-                    + (" STALE" if tile.stale else ""))
-        return f"{head} {_n(tile.value)} {self.unit}" + (" STALE" if tile.stale else "")
+            mins = None if tile.age_s is None else f"{int(tile.age_s // 60)}m"
+            return fit_parts([f"{head} {_n(tile.value)}/{_n(tile.value2)}", (mp.strip() + " " + self.unit, self.unit)
+                              if mp else self.unit, "STALE" if tile.stale else "", mins or ""], width, sep=" ")
+        return fit_parts([f"{head} {_n(tile.value)}", self.unit, "STALE" if tile.stale else ""], width, sep=" ")
+
+    _tile: Tile | None = None
+
+    def on_resize(self) -> None:
+        if self._tile is not None:
+            self._last = None
+            self.show(self._tile)
 
     def show(self, tile: Tile) -> None:
+        self._tile = tile
+        width = self.outer_size.width
         key = (tile.value, tile.value2, tile.value3, tile.missing_reason, tile.stale, tile.alarm,
                int(tile.age_s // 60) if self.key == "nibp" and tile.age_s is not None else
                (int(tile.age_s) if tile.age_s is not None and tile.stale else None),
-               tile.low, tile.high, tile.low2, tile.high2)
+               tile.low, tile.high, tile.low2, tile.high2, width)
         if key == self._last:
             return
         self._last = key
         digits = self.query_one(Digits)
         sub = self.query_one(f"#{self.key}-sub", Label)
-        self.query_one(f"#{self.key}-line", Label).update(self.one_line(tile))
+        line_w = self.outer_size.width - 1 if self.outer_size.width else 200  # (compact: no border)
+        self.query_one(f"#{self.key}-line", Label).update(self.one_line(tile, line_w))
         if tile.value is None:
             digits.update(DASHES)
             text = tile.missing_reason or "no data"
@@ -86,7 +98,10 @@ class VitalTile(Vertical):
         mark = marker(tile.alarm)
         # the marker goes with the name (the limits need the width of a narrow tile)
         self.border_title = self.title_text + (f" {mark}" if mark else "")
-        self.border_subtitle = f"lim {lim}" if lim else ""
+        # the limits in the bottom border, in words that fit (never "lim 50–1…")
+        outer = self.outer_size.width
+        room = (outer - 6) if outer else 200  # corners, a dash and a space each side
+        self.border_subtitle = next((t for t in (f"lim {lim}", lim) if len(t) <= room), "") if lim else ""
         self.remove_class(*_STATE_CLASSES)
         if tile.value is None:
             self.add_class("-missing")
