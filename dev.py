@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Set-up and entry point for a fresh machine with only Python 3.11+.
 
-    python3 dev.py demo    # create .venv if needed, install, open the console on the simulator
-    python3 dev.py test    # create .venv if needed, install with test extras, run the whole suite
+    python3 dev.py demo    # create .venv if needed, install with the simulator (numpy), open the console on it
+    python3 dev.py test    # create .venv if needed, install with the simulator and test extras, run the whole suite
 
 Any further arguments go to ``chairside`` (demo) or to pytest (test).
 """
@@ -77,17 +77,17 @@ def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "demo"
     rest = argv[1:]
     if cmd == "demo":
-        ensure("test")
+        ensure("sim")
         compile_sources()
         return subprocess.call([str(BIN / "chairside"), *rest], cwd=ROOT)
     if cmd == "test":
-        ensure("test,bench")
+        ensure("sim,test,bench")
         compile_sources()
         ensure_chromium()
         workers = os.environ.get("CHAIRSIDE_TEST_WORKERS", "2")
         return subprocess.call([str(PY), "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", *rest], cwd=ROOT)
     if cmd == "bench":
-        ensure("test,bench")
+        ensure("sim,test,bench")
         compile_sources()
         return subprocess.call([str(PY), str(ROOT / "bench" / "run_all.py"), *rest], cwd=ROOT)
     print(__doc__, file=sys.stderr)

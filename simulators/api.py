@@ -3,8 +3,16 @@
 Owns: ``generate(scenario, driver, seed, duration_s, **opts)`` -> iterator of
 ``(sim_seconds, bytes)`` (what the device sent, second by second), ``simulation(...)`` (a
 ``Simulation`` to drive step by step), ``load_scenario(name_or_path)``,
-``list_scenarios()``. Everything here is deterministic for a given seed (same numpy
-build): the device clock starts at ``DEFAULT_START`` unless ``start=`` is given.
+``list_scenarios()``; the pieces chairside starts a simulated monitor with:
+``port_options(url)`` (a ``sim://`` port URL's options), ``register()`` (the ``sim://``
+scheme for pyserial), ``serve_tcp`` / ``serve_pty`` (the loopback and pseudo-terminal
+servers); and what the instructor panel lists (``ARTEFACT_KINDS``, ``device_events()``).
+Everything here is deterministic for a given seed (same numpy build): the device clock
+starts at ``DEFAULT_START`` unless ``start=`` is given.
+
+This is the only module of ``simulators`` that chairside imports (an import-linter
+contract in pyproject.toml checks it); it imports numpy, so chairside imports it only
+when a simulator is in use.
 Must not import: textual, chairside.ui, chairside.service, chairside.store.
 """
 
@@ -15,12 +23,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from serial import SerialException
+
+from simulators import register
+from simulators.devices import ARTEFACT_KINDS, CLEARED_BY
 from simulators.engine import DEFAULT_START, DT_S, SimEvent, Simulation
 from simulators.engine import load_scenario as _load
+from simulators.protocol_sim import Serial as _SimPort
 from simulators.scenario import Scenario, ScenarioError, find, names
+from simulators.servers import serve_pty, serve_tcp
 
-__all__ = ["DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation", "generate", "list_scenarios",
-           "load_scenario", "simulation"]
+__all__ = ["ARTEFACT_KINDS", "DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation",
+           "device_events", "generate", "list_scenarios", "load_scenario", "port_options", "register",
+           "serve_pty", "serve_tcp", "simulation"]
+
+
+def port_options(url: str) -> dict[str, Any]:
+    """The options of a ``sim://SCENARIO?driver=...`` port URL: scenario, driver, seed, speed
+    (``inf`` for ``max``), duration, autostart, noise, start. ValueError saying what is wrong."""
+    try:
+        return _SimPort().from_url(url)
+    except SerialException as exc:
+        raise ValueError(str(exc)) from None
+
+
+def device_events() -> list[str]:
+    """The device events an instructor can inject (what clears an artefact, and a STAT NIBP)."""
+    return sorted({*CLEARED_BY.values(), "nibp_stat"})
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

@@ -24,6 +24,7 @@ textual, chairside.ui.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import tomllib
 from collections.abc import Callable, Iterable
@@ -31,6 +32,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+from chairside.drivers import get_driver
 
 log = logging.getLogger("chairside.training")
 
@@ -111,13 +114,13 @@ class TrainingRun:
 
     def __init__(self, scenario: str, *, driver: str = "ge-s5", seed: int | None = None, speed: float = 1.0,
                  start: datetime, manual: bool = False, hold: bool = True, noise: bool = True) -> None:
-        from simulators.api import ScenarioError, load_scenario, simulation
+        from simulators import api as sim_api  # numpy: loaded only when a simulator is in use
 
         try:
-            self.scenario = load_scenario(scenario)
-            self.sim = simulation(self.scenario, driver, seed=seed, start=start, speed=speed, auto_request=False,
+            self.scenario = sim_api.load_scenario(scenario)
+            self.sim = sim_api.simulation(self.scenario, driver, seed=seed, start=start, speed=speed, auto_request=False,
                                   hold=hold, noise=noise)
-        except (ScenarioError, ValueError) as exc:
+        except ValueError as exc:  # a ScenarioError is a ValueError
             raise TrainingError(str(exc).splitlines()[0]) from None
         self.driver = driver
         self.seed = self.sim.seed
@@ -140,9 +143,7 @@ class TrainingRun:
     # ------------------------------------------------------------------ life cycle
     def serve(self, timeout: float = 10.0) -> str:
         """Start the simulated monitor on 127.0.0.1 (a free port); ``socket://`` URL."""
-        import queue
-
-        from simulators.servers import serve_tcp
+        from simulators.api import serve_tcp  # the run's simulator is loaded already (__init__)
 
         ready: queue.Queue[str] = queue.Queue()
         t = threading.Thread(target=serve_tcp, args=(self._served, 0),
@@ -336,14 +337,14 @@ class TrainingRun:
         return list(self.scenario.states)
 
     def artefact_kinds(self) -> list[str]:
-        from simulators.devices import ARTEFACT_KINDS
+        from simulators.api import ARTEFACT_KINDS  # loaded already (__init__)
 
         return list(ARTEFACT_KINDS)
 
     def device_events(self) -> list[str]:
-        from simulators.devices import CLEARED_BY
+        from simulators.api import device_events  # loaded already (__init__)
 
-        return sorted({*CLEARED_BY.values(), "nibp_stat"})
+        return device_events()
 
     def recent(self, n: int = 8) -> list[str]:
         """The last ``n`` entries of the training log (for the instructor panel)."""
@@ -433,8 +434,6 @@ class InProcessMonitor:
     runs). ``run(seconds)`` advances; readings are stored before anything sees them."""
 
     def __init__(self, training: TrainingRun, service: Any, *, raw: Any = None) -> None:
-        from chairside.drivers import get_driver
-
         self.training = training
         self.service = service
         self.raw = raw  # a CaptureWriter: the bytes with their (simulated) receive times

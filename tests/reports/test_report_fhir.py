@@ -15,12 +15,11 @@ import pytest
 
 import report_scenario as rs
 from report_scenario import iv_file  # noqa: F401 (fixture)
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+
 from chairside.domain.events import ReadingsRecorded
 from chairside.reports import fhir as report_fhir
-
-R4B = pytest.importorskip("fhir.resources.R4B")
-from fhir.resources.R4B import get_fhir_model_class  # noqa: E402
-from fhir.resources.R4B.bundle import Bundle  # noqa: E402
 
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"

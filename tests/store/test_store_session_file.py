@@ -24,6 +24,7 @@ from store_testkit import (
 
 from chairside.domain import events as ev
 from chairside.domain.readings import Reading
+from chairside.domain.state import StateError
 from chairside.store import NotASessionFile, SessionFile, SessionFileBusy, SessionFileError, verify
 
 
@@ -324,16 +325,11 @@ def test_explicit_readings_event_is_stored_compactly(tmp_path):
     assert "readings" not in body and body["count"] == 6
 
 
-def test_state_is_folded_when_available(tmp_path):
-    from chairside.store.session_file import _state_api
-
+def test_state_is_folded(tmp_path):
     sf, c = _session(tmp_path)
     sf.append(ev.NoteAdded(t=c.now(), text="x", author="AB"))
-    if _state_api() is None:
-        assert sf.state is None
-        sf.close()
-        pytest.skip("chairside.domain.state not written yet")
     live = sf.state
+    assert live is not None and live.notes[-1].text == "x"
     sf.close()
     sf = SessionFile.open(tmp_path / "s.chairside", c)
     assert sf.state == live
@@ -341,8 +337,6 @@ def test_state_is_folded_when_available(tmp_path):
 
 
 def test_event_the_domain_refuses_is_not_written(tmp_path):
-    pytest.importorskip("chairside.domain.state")
-    from chairside.domain.state import StateError
 
     sf, c = _session(tmp_path)
     sf.append_readings(six_readings(c.now()))

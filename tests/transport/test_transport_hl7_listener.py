@@ -7,7 +7,6 @@ control id HP0122182658686QQ000CND119C0WS61 from its MSH-10).
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import time
 
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.e2e
 E11_CONTROL_ID = "HP0122182658686QQ000CND119C0WS61"
 E12_CONTROL_ID = "0104ef190d604db188c3"
 FAST = TransportConfig(read_timeout_s=0.05)
-HAVE_HL7 = importlib.util.find_spec("chairside.drivers.hl7") is not None
 
 
 def _connect(listener: Hl7Listener) -> socket.socket:
@@ -87,7 +85,6 @@ def test_oru_r01_over_mllp_gives_readings_and_ack(messages):
         lst.stop()
 
 
-@pytest.mark.skipif(not HAVE_HL7, reason="chairside.drivers.hl7 not written yet")
 def test_oru_r01_through_the_real_hl7_driver(messages):
     col = Collector()
     lst = Hl7Listener("hl7", clock=WallClock(), on_output=col, port=0, config=FAST)

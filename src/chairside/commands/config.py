@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chairside.commands._common import UsageError
+from chairside.settings import SettingsError, config_path, load_settings
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object: name -> {value, origin}")
@@ -30,9 +33,6 @@ def _show(value: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.settings import SettingsError, config_path, load_settings
-
     path, named = config_path()
     if args.path:
         print(path)

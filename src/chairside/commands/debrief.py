@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chairside.commands._common import UsageError
+from chairside.reports.debrief import load_debrief, render
+from chairside.store.private import write_private_text
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", type=Path, help="session file")
@@ -19,10 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.reports.debrief import load_debrief, render
-    from chairside.store.private import write_private_text
-
     if not args.file.exists():
         raise UsageError(f"{args.file}: no such file")
     try:

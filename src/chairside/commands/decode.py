@@ -20,7 +20,7 @@ driver is reset at each new segment (a restarted recording), like the link does 
 reconnect; ``--driver`` must match the driver the capture names (exit 2 otherwise), and
 a damaged capture exits 2 naming the byte offset.
 May import: chairside.drivers, chairside.domain, chairside.transport.capture (reading
-captures), chairside.cli (UsageError).
+captures), chairside.commands._common (UsageError).
 """
 
 from __future__ import annotations
@@ -28,16 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from chairside.commands._common import DRIVERS, UsageError
 from chairside.domain.readings import DeviceStatus, Reading
-from chairside.drivers import available, get_driver
+from chairside.drivers import Driver, get_driver
+from chairside.transport.capture import CaptureError, CaptureReader, is_capture
 
 CHUNK = 64 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--driver", required=True, choices=available(), help="the device protocol of the bytes")
+    parser.add_argument("--driver", required=True, choices=DRIVERS, help="the device protocol of the bytes")
     parser.add_argument("file", metavar="FILE", help="raw capture to decode, or - for standard input")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--text", dest="text", action="store_true", default=None,
@@ -97,10 +100,7 @@ def status_json(s: DeviceStatus) -> dict:
     return obj
 
 
-def _decode_capture(path: str, driver_name: str, driver, emit) -> None:
-    from chairside.cli import UsageError
-    from chairside.transport.capture import CaptureReader
-
+def _decode_capture(path: str, driver_name: str, driver: Driver, emit: Callable[[list], None]) -> None:
     segment = None
     for rec in CaptureReader(path):
         if rec.segment is not segment:
@@ -116,8 +116,6 @@ def _decode_capture(path: str, driver_name: str, driver, emit) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-
     driver = get_driver(args.driver)
     text = args.text if args.text is not None else (args.file != "-" and args.file.lower().endswith(".txt"))
     out = sys.stdout
@@ -139,8 +137,6 @@ def run(args: argparse.Namespace) -> int:
             out.write("\n".join(lines) + "\n")
 
     name = "standard input" if args.file == "-" else args.file
-    from chairside.transport.capture import CaptureError, is_capture
-
     try:
         if args.file != "-" and args.text is None and is_capture(args.file):
             try:

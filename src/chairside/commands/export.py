@@ -24,6 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from chairside.commands._common import UsageError
+from chairside.store import NotASessionFile, SessionFileError, read_session
+from chairside.store.canonical import canonical_json
+from chairside.store.private import open_private_text
+from chairside.store.schema import sniff
+
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
 REPORTS = {"html": "html", "fhir": "fhir", "rems-json": "rems"}
 REPORT_SUFFIX = {"html": ".html", "fhir": ".fhir.json", "rems-json": ".rems.json"}  # the exporters' defaults
@@ -64,8 +70,6 @@ def write_csv(events: list[Any], out: IO[str]) -> int:
 
 
 def write_jsonl(events: list[Any], out: IO[str]) -> int:
-    from chairside.store.canonical import canonical_json
-
     for e in events:
         out.write(canonical_json(e.model_dump(mode="json")).decode("utf-8") + "\n")
     return len(events)
@@ -76,8 +80,6 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     if path is None:
         yield sys.stdout
         return
-    from chairside.store.private import open_private_text
-
     with open_private_text(path) as f:  # 0600, like the session file; appears only when complete
         yield f
 
@@ -85,10 +87,6 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 def refuse_overwriting_a_record(session: Path, out: Path) -> None:
     """UsageError when ``out`` is the session file, one of its SQLite companions, or any
     other chairside session file (an export must never destroy a record)."""
-    from chairside.cli import UsageError
-    from chairside.store import NotASessionFile
-    from chairside.store.schema import sniff
-
     own = [session] + [session.with_name(session.name + s) for s in ("-wal", "-shm", "-journal")]
     for p in own:
         same = os.path.abspath(p) == os.path.abspath(out)
@@ -110,9 +108,6 @@ def refuse_overwriting_a_record(session: Path, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.store import SessionFileError, read_session
-
     path = Path(args.file)
     out_path = Path(args.out) if args.out else None
     if args.format in REPORTS and out_path is None:

@@ -1,8 +1,8 @@
 """``chairside ports``: list the serial ports of this machine and the port URL forms we accept.
 
 Owns: the output of the ``ports`` command (a table on stdout; ``--json`` for scripts).
-Imports pyserial's port enumeration inside ``run``; the simulator only to learn whether its
-``sim://`` scheme is available.
+Imports the simulator (``simulators.api``) only to learn whether its ``sim://`` scheme is
+available: it is not when the ``sim`` extra (numpy) is not installed.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import serial
+from serial.tools import list_ports
 
 URL_FORMS: list[tuple[str, str]] = [
     ("/dev/ttyUSB0, /dev/ttyS0, COM3", "a serial port of this machine (device path)"),
@@ -29,31 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sim_available() -> bool:
+    """True when ``sim://`` ports open: the simulator imports (numpy is installed) and its
+    scheme is registered with pyserial."""
     try:
-        import simulators
-
-        register = getattr(simulators, "register", None)
-        if register is None:
-            return False
-        register()
-    except Exception:  # noqa: BLE001 - the simulator is optional for this listing
+        from simulators import api as sim_api  # optional: numpy comes with the ``sim`` extra
+    except ImportError:
         return False
-    import importlib
-
-    import serial
-
-    for package in serial.protocol_handler_packages:
-        try:
-            importlib.import_module(f"{package}.protocol_sim")
-            return True
-        except ImportError:
-            continue
-    return False
+    sim_api.register()
+    try:
+        serial.serial_for_url("sim://uneventful", do_not_open=True)
+    except ValueError:  # pyserial: protocol 'sim' not known
+        return False
+    return True
 
 
 def _ports(include_links: bool) -> list[dict[str, str]]:
-    from serial.tools import list_ports
-
     out = []
     for info in sorted(list_ports.comports(include_links=include_links), key=lambda p: p.device):
         out.append({

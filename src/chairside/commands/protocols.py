@@ -10,13 +10,16 @@ import argparse
 import json
 import sys
 
+from chairside.commands._common import UsageError
+from chairside.domain.protocol import ProtocolTemplate, TemplateError, list_templates, load_template
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", metavar="NAME", help="print one template (name or TOML path) as JSON")
     p.add_argument("--json", action="store_true", help="list the templates as JSON lines")
 
 
-def _row(t) -> dict:
+def _row(t: ProtocolTemplate) -> dict:
     return {
         "name": t.name,
         "title": t.title,
@@ -29,9 +32,6 @@ def _row(t) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.domain.protocol import TemplateError, list_templates, load_template
-
     try:
         if args.show:
             t = load_template(args.show)

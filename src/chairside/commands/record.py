@@ -31,14 +31,25 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from chairside.commands._common import (
+    DRIVERS,
+    UsageError,
+    load_settings,
+    open_raw_capture,
+    sim_port_options,
+    simulated_monitor,
+)
+from chairside.domain.clock import Clock, WallClock
 from chairside.domain.describe import alarm_log_line
+from chairside.service import CommandRefused, MonitorService
+from chairside.training import InProcessMonitor
 
 PLACEHOLDER_WEIGHT_KG = 70.0  # recorded with source "stated" and a note when --weight is not given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", required=True, help="monitor port URL (sim://..., socket://..., /dev/tty...)")
-    parser.add_argument("--driver", required=True, choices=["ge-s5", "masimo", "hl7"])
+    parser.add_argument("--driver", required=True, choices=DRIVERS)
     parser.add_argument("--session", required=True, type=Path, help="session file (resumed if it exists)")
     parser.add_argument("--protocol", help="protocol template (default from the settings)")
     parser.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
@@ -51,33 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no summary line at the end")
 
 
-def open_raw_capture(path: Path | None, driver: str, port: str, clock: Any) -> Any:
-    """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
-    if path is None:
-        return None
-    from chairside.cli import UsageError
-    from chairside.transport import CaptureError, CaptureWriter
-
-    try:
-        return CaptureWriter(path, driver=driver, start=clock.now(), port=port,
-                             monotonic_origin=clock.monotonic())
-    except (CaptureError, OSError) as exc:
-        raise UsageError(f"--raw {path}: {exc}".splitlines()[0]) from None
-
-
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from chairside.cli import UsageError
-    from chairside.commands.run import load_settings_or_usage, sim_port_options, simulated_monitor
-    from chairside.diagnostics import setup_diagnostics
-    from chairside.domain.clock import WallClock
-    from chairside.service import CommandRefused, MonitorService
-
     err = out or sys.stderr
-    settings = load_settings_or_usage()
-    setup_diagnostics(getattr(settings, "log_dir", None))
+    settings = load_settings()
     if args.duration is not None and not args.duration > 0:
         raise UsageError("--duration must be > 0 seconds")
-    clock: Any = WallClock()
+    clock: Clock = WallClock()
     port = args.port
     sim_run = None
     in_process = False
@@ -97,7 +87,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
                                     start=opts["start"], served=not in_process)
         clock, scenario, seed = sim_run.clock, sim_run.scenario.name, sim_run.seed
         port = "" if in_process else sim_run.port_url
-    raw = open_raw_capture(getattr(args, "raw", None), args.driver, port or args.port, clock)
+    try:
+        raw = open_raw_capture(args.raw, args.driver, port or args.port, clock)
+    except UsageError:
+        if sim_run is not None:
+            sim_run.stop()
+        raise
     try:
         svc = MonitorService(clock=clock, port=port, driver=args.driver, protocol=args.protocol,
                              settings=settings, simulated=sim_run is not None, scenario=scenario, sim_seed=seed,
@@ -150,8 +145,6 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     reason = "recording ended"
     try:
         if in_process:
-            from chairside.training import InProcessMonitor
-
             InProcessMonitor(sim_run, svc, raw=raw).run(duration)
         else:
             # the session clock: wall time for a monitor, simulated time for the simulator

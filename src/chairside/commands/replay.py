@@ -23,10 +23,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chairside.commands._common import (
+    DRIVERS,
+    load_replayer,
+    load_settings,
+    parse_speed_option,
+    replay_console,
+)
+from chairside.replay import Replayer
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", type=Path, help="session file or raw capture")
-    parser.add_argument("--driver", choices=["ge-s5", "masimo", "hl7"],
+    parser.add_argument("--driver", choices=DRIVERS,
                         help="driver of a raw capture (default: the one named in the capture)")
     parser.add_argument("--speed", default=None,
                         help="1, 2, 4, 8, 16, 60 ... x real time, or max (default: max headless, 1 on screen)")
@@ -43,64 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--differences", action="store_true", help="headless: list every difference")
 
 
-def _speed(text: str | None, default: float | None) -> float | None:
-    from chairside.cli import UsageError
-    from chairside.transport import parse_speed
-
-    if text is None:
-        return default
-    try:
-        return parse_speed(text)
-    except ValueError as exc:
-        raise UsageError(f"--speed: {exc}") from None
-
-
-def build(args: argparse.Namespace) -> Any:
-    """The ``Replayer`` for the options; UsageError on bad input."""
-    from chairside.cli import UsageError
-    from chairside.replay import Replayer, ReplayError, load_recording
-    from chairside.service_model import CommandRefused
-
-    if args.session is not None and args.session.exists():
-        raise UsageError(f"--session {args.session}: the file exists; a replay is recorded into a new file")
-    try:
-        rec = load_recording(args.file, args.driver, protocol=args.protocol)
-        phase = args.phase if args.phase is not None else ("infusion" if rec.source == "capture" else None)
-        if args.phase is not None and rec.source == "session":
-            raise UsageError("--phase is for raw captures; a session file replays its own phases")
-        return Replayer(rec, session_out=args.session, protocol=args.protocol, phase=phase)
-    except (ReplayError, CommandRefused) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
-
-
 def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    from chairside.commands.run import load_settings_or_usage
-    from chairside.diagnostics import setup_diagnostics
-
     out = out or sys.stdout
     err = err or sys.stderr
-    _speed(args.speed, None)  # a bad --speed is refused before anything is read
+    parse_speed_option(args.speed)  # a bad --speed is refused before anything is read
     started = time.perf_counter()
-    settings = load_settings_or_usage()
-    setup_diagnostics(getattr(settings, "log_dir", None))
-    import gc
-
-    from chairside.replay import collector_paused
-
-    with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
-        replayer = build(args)
-        # the recording stays for the whole replay: out of the collector's scans from now on
-        # (frozen before the collector is back on, or its first pass would scan it all once)
-        gc.freeze()
+    settings = load_settings()
+    replayer = load_replayer(args)
     if args.headless:
         return _headless(args, replayer, out, err, started)
-    return _console(args, replayer, settings)
+    return replay_console(replayer, settings, parse_speed_option(args.speed, 1.0))
 
 
-def _headless(args: argparse.Namespace, replayer: Any, out: TextIO, err: TextIO, t0: float) -> int:
-    import resource
-
-    speed = _speed(args.speed, None)
+def _headless(args: argparse.Namespace, replayer: Replayer, out: TextIO, err: TextIO, t0: float) -> int:
+    speed = parse_speed_option(args.speed)
     try:
         if speed is None:
             _with_progress(replayer, err)
@@ -115,6 +83,8 @@ def _headless(args: argparse.Namespace, replayer: Any, out: TextIO, err: TextIO,
         replayer.close()
     wall = time.perf_counter() - t0
     summary = replayer.summary()
+    import resource  # POSIX only: the replay itself runs anywhere
+
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     summary["wall_s"] = round(wall, 3)
     summary["peak_rss_mib"] = round(peak_kib / 1024, 1)
@@ -159,32 +129,11 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _with_progress(replayer: Any, err: TextIO) -> None:
+def _with_progress(replayer: Replayer, err: TextIO) -> None:
     if not (hasattr(err, "isatty") and err.isatty()):
         replayer.run_to_end()
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=Console(file=err), transient=True) as bar:
         task = bar.add_task("replay", total=1.0)
         replayer.run_to_end(step_s=300.0, progress=lambda f: bar.update(task, completed=f))
-
-
-def _console(args: argparse.Namespace, replayer: Any, settings: Any) -> int:
-    from chairside.diagnostics import log_exception
-    from chairside.replay import ReplayPlayer
-    from chairside.ui import create_app
-
-    player = ReplayPlayer(replayer, speed=_speed(args.speed, 1.0))
-    app = create_app(player.service, player.clock, settings, bell=False, show_start=False, replay=player)
-    player.start()
-    try:
-        app.run()
-    except Exception as exc:  # noqa: BLE001
-        log_exception("replay console crashed", exc)
-        raise
-    finally:
-        player.service.shutdown()
-    return 0

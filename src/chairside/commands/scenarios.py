@@ -3,7 +3,7 @@
 Owns: the output of the ``scenarios`` command: one block per scenario (name, title,
 duration, what it trains, the trainee actions its debrief expects) on stdout; ``--json``
 prints one JSON object per scenario (also its states and expected_actions).
-Imports the simulator inside ``run``.
+Imports the simulator (``simulators.api``: numpy) inside ``run``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+
+from chairside.commands._common import UsageError, simulator_api
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,13 +25,10 @@ def _duration(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from simulators.api import list_scenarios
-    from simulators.scenario import ScenarioError
-
+    sim_api = simulator_api()  # numpy: only the commands that simulate load it
     try:
-        items = list_scenarios()
-    except ScenarioError as exc:
+        items = sim_api.list_scenarios()
+    except sim_api.ScenarioError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
         for item in items:

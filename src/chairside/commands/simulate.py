@@ -7,17 +7,22 @@ or, with ``--format csraw``, as a CSRAW1 raw capture (each one-second chunk with
 simulated receive time, what ``record --raw`` would have kept); ``--pty`` prints the
 device path on stdout (``chairside run --port <path>`` reads it like a real monitor);
 ``--tcp`` serves 127.0.0.1:PORT (prints ``127.0.0.1:PORT``). A summary goes to stderr.
-Imports the simulator inside ``run`` (heavy: numpy) so ``chairside --help`` stays fast.
+Imports the simulator (``simulators.api``, heavy: numpy) inside ``run`` so the other
+commands, and the console on a real port, never load numpy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
+from typing import Any
 
-DRIVERS = ("ge-s5", "masimo", "hl7")
+from chairside.commands._common import DRIVERS, UsageError, simulator_api
+from chairside.domain.clock import WallClock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-
     if args.duration is not None and not args.duration > 0:
         raise UsageError("--duration must be > 0")
     if not args.speed > 0:
@@ -61,15 +64,13 @@ def run(args: argparse.Namespace) -> int:
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
 
-    from chairside.domain.clock import WallClock
-    from simulators.engine import Simulation
-    from simulators.scenario import ScenarioError
-
+    sim_api = simulator_api()  # numpy: only the commands that simulate load it
     serving = args.out is None
     try:
-        sim = Simulation(args.scenario, args.seed, args.driver, start=start or (WallClock().now() if serving else None),
-                         speed=args.speed, noise=not args.no_noise, auto_request=not serving or args.autostart)
-    except ScenarioError as exc:
+        sim = sim_api.simulation(args.scenario, args.driver, args.seed,
+                                 start=start or (WallClock().now() if serving else None), speed=args.speed,
+                                 noise=not args.no_noise, auto_request=not serving or args.autostart)
+    except sim_api.ScenarioError as exc:
         raise UsageError(str(exc)) from None
     duration = float(args.duration if args.duration is not None else sim.scenario.duration_s)
     if serving:
@@ -81,14 +82,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.out is not None:
         stats = _write(sim, duration, args.out)
     elif args.pty:
-        from simulators.servers import serve_pty
-
-        stats = serve_pty(sim, duration_s=duration, on_ready=_ready)
+        stats = sim_api.serve_pty(sim, duration_s=duration, on_ready=_ready)
     else:
-        from simulators.servers import serve_tcp
-
         try:
-            stats = serve_tcp(sim, args.tcp, duration_s=duration, on_ready=_ready)
+            stats = sim_api.serve_tcp(sim, args.tcp, duration_s=duration, on_ready=_ready)
         except OSError as exc:
             raise UsageError(f"--tcp {args.tcp}: cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
     if args.events_out:
@@ -103,8 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _stop_on_sigterm() -> None:
     """SIGTERM ends a server like Ctrl-C: the pty / socket is closed and the summary printed."""
-    import signal
-    import threading
 
     def _interrupt(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
@@ -117,7 +112,7 @@ def _ready(where: str) -> None:
     print(where, flush=True)
 
 
-def _write(sim, duration: float, out: str) -> dict[str, int]:
+def _write(sim: Any, duration: float, out: str) -> dict[str, int]:
     sent = 0
     fh = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
     try:

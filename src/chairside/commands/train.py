@@ -16,11 +16,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chairside.commands._common import DRIVERS, UsageError, load_settings, run_console, simulator_api
+from chairside.reports.debrief import to_jsonl, to_markdown
+from chairside.domain.clock import WallClock
+from chairside.service import CommandRefused, MonitorService
+from chairside.settings import Settings
+from chairside.store.private import write_private_text
+from chairside.training import TrainingError, TrainingRun
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", required=True, help="scenario name (`chairside scenarios`) or a scenario file")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
-    parser.add_argument("--driver", choices=["ge-s5", "masimo", "hl7"], default="ge-s5",
+    parser.add_argument("--driver", choices=DRIVERS, default="ge-s5",
                         help="the simulated monitor's protocol (default ge-s5)")
     parser.add_argument("--speed", type=float, default=1.0, help="initial time scale (default 1)")
     parser.add_argument("--session", type=Path, help="session file of the run (default: the session folder)")
@@ -36,15 +44,11 @@ def protocol_for(scenario: Any) -> str:
     return "iv-ketamine-chronic-pain" if rate else "iv-ketamine-depression"
 
 
-def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, Any]]:
+def build(args: argparse.Namespace, settings: Settings) -> tuple[TrainingRun, MonitorService, dict[str, Any]]:
     """(TrainingRun, MonitorService, start-screen defaults); UsageError on bad input."""
-    from chairside.cli import UsageError
-    from chairside.domain.clock import WallClock
-    from chairside.service import CommandRefused, MonitorService
-    from chairside.training import TrainingError, TrainingRun
-
     if not args.speed > 0:
         raise UsageError("--speed must be > 0")
+    simulator_api()  # numpy: a clear message when the sim extra is not installed
     try:
         run = TrainingRun(args.scenario, driver=args.driver, seed=args.seed, speed=args.speed,
                           start=WallClock().now())
@@ -60,7 +64,7 @@ def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, 
         raise UsageError(str(exc).splitlines()[0]) from None
     run.attach(svc)
     p = run.scenario.patient
-    staff = args.initials or getattr(settings, "staff_initials", None) or "TR"
+    staff = args.initials or settings.staff_initials or "TR"
     defaults: dict[str, Any] = {
         "patient_id": f"SIM-{run.seed:04d}", "weight_kg": p.weight_kg, "weight_source": "measured",
         "weight_confirmed_by": "SIM", "staff": staff, "protocol": protocol, "training": True}
@@ -69,11 +73,8 @@ def build(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, 
     return run, svc, defaults
 
 
-def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
+def write_debrief(run: TrainingRun, out_dir: Path | None = None) -> list[Path]:
     """Write the run's debrief beside its session file (markdown and JSON lines)."""
-    from chairside.reports.debrief import to_jsonl, to_markdown
-    from chairside.store.private import write_private_text
-
     d = run.final or run.debrief()
     store = getattr(run.service, "store", None)
     path = Path(getattr(store, "path", "") or "")
@@ -90,33 +91,26 @@ def write_debrief(run: Any, out_dir: Path | None = None) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.commands.run import load_settings_or_usage
-    from chairside.diagnostics import log_exception, setup_diagnostics
-    from chairside.ui import create_app
-
-    settings = load_settings_or_usage(staff_initials=getattr(args, "initials", None))
-    setup_diagnostics(getattr(settings, "log_dir", None))
+    settings = load_settings(staff_initials=args.initials)
     training, svc, defaults = build(args, settings)
-    bell = (not args.no_bell) and bool(getattr(settings, "bell", True))
+    from chairside.ui import create_app  # textual: only once the console opens
+
+    bell = (not args.no_bell) and settings.bell
     app = create_app(svc, training.clock, settings, bell=bell, start_defaults=defaults, training=training,
                      audio="auto")
-    svc.start()
-    try:
-        app.run()
-    except Exception as exc:  # noqa: BLE001
-        log_exception("training console crashed", exc)
-        raise
-    finally:
-        written: list[Path] = []
+    written: list[Path] = []
+
+    def debrief() -> None:
+        """The session file is safe whatever happens here; say what failed."""
         try:
             if svc.session_open:
                 if not training.ended:
                     training.end()
-                written = write_debrief(training)
-        except Exception as exc:  # noqa: BLE001 - the session file is safe; say what failed
+                written.extend(write_debrief(training))
+        except Exception as exc:  # noqa: BLE001 - any failure of the debrief is reported, not raised
             print(f"chairside train: the debrief could not be written: {exc}", file=sys.stderr)
-        svc.shutdown()
-        training.stop()
+
+    run_console(app, "training console", start=svc.start, cleanup=[debrief, svc.shutdown, training.stop])
     for p in written:
         print(f"debrief: {p}")
     return 0

@@ -11,6 +11,9 @@ import argparse
 import json
 import sys
 
+from chairside.commands._common import UsageError
+from chairside.store import SessionFileError, verify
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="session file to check")
@@ -18,9 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.store import SessionFileError, verify
-
     try:
         result = verify(args.file)
     except SessionFileError as exc:

@@ -2,7 +2,9 @@
 
 Owns: ``Link`` (the read loop around one port and one driver), ``serial_settings``
 (a driver's serial defaults with user overrides), ``open_port`` (the single place a port
-is opened: ``serial.serial_for_url(url, do_not_open=True, ...)`` then ``open()``).
+is opened: ``serial.serial_for_url(url, do_not_open=True, ...)`` then ``open()``). Our own
+URL handlers (``chairside.transport.urlhandler``: ``socket://`` keeping its first bytes)
+are registered with pyserial when this module is imported.
 
 Must not import: textual, chairside.store, chairside.alarms, chairside.service.
 Time comes from the injected clock (``chairside.domain.clock``); the only real waiting is
@@ -12,14 +14,12 @@ the blocking read (bounded by ``read_timeout_s``) and the reconnect backoff.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import serial
-from serial.urlhandler.protocol_socket import Serial as _SocketSerial
 
 from chairside.domain.clock import Clock
 from chairside.domain.readings import DriverOutput
@@ -34,8 +34,11 @@ from chairside.transport.datapath import (
     _Counters,
     technical,
 )
+from chairside.transport.urlhandler import register as _register_url_handlers
+from chairside.transport.urlhandler.protocol_socket import Serial as _SocketSerial
 
 log = logging.getLogger(__name__)
+_register_url_handlers()  # before any port opens: our socket:// replaces pyserial's
 
 SERIAL_KEYS = ("baudrate", "bytesize", "parity", "stopbits", "rtscts", "xonxoff")
 _PARITIES = {"N", "E", "O", "M", "S"}
@@ -89,23 +92,8 @@ def open_port(url: str, settings: Mapping[str, Any], *, timeout: float, write_ti
     """
     port = serial.serial_for_url(url, do_not_open=True, timeout=timeout,
                                  write_timeout=write_timeout, **settings)
-    if isinstance(port, _SocketSerial):
-        # pyserial's socket open() ends with reset_input_buffer(), which recv()s and drops
-        # whatever the peer sent since the TCP connect completed: a server that writes as
-        # soon as it accepts (an HL7 gateway, a converter replaying its buffer) lost its
-        # first bytes. On a socket those are real data, not stale line noise: keep them.
-        port.reset_input_buffer = _keep_input  # instance attribute shadows the method
-        try:
-            port.open()
-        finally:
-            del port.reset_input_buffer
-    else:
-        port.open()
+    port.open()  # socket://: chairside.transport.urlhandler.protocol_socket keeps the first bytes
     return port
-
-
-def _keep_input() -> None:
-    """Stand-in for ``reset_input_buffer`` while a socket:// port opens (see open_port)."""
 
 
 def check_url(url: str) -> None:

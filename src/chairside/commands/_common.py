@@ -1,0 +1,178 @@
+"""What the ``chairside`` sub-commands share: bad usage, settings, the simulated monitor,
+raw captures, and running a console until it ends.
+
+Owns: ``UsageError`` (exit 2 with one line; ``chairside.cli`` catches it), ``DRIVERS``
+(the driver registry's names, for every ``--driver`` option), ``load_settings`` (settings
+or a UsageError naming the file/variable and key), ``parse_speed_option``, the built-in
+simulated monitor (``sim_port_options`` for a ``sim://`` port, ``simulated_monitor``),
+``open_raw_capture`` (the ``--raw FILE`` tee), ``run_console`` (start, run the app, keep
+the record safe on a crash, clean up) and ``replay_console`` (the read-only console on a
+replay, used by ``replay`` and by ``run`` when the start screen asks for a replay).
+
+May import: any chairside package. The simulator (``simulators.api``: numpy) and the UI
+(``chairside.ui``: textual) are imported inside the functions that need them, so a
+console on a real port never loads numpy and the headless commands never load textual.
+Must not import: a sibling command module (the commands share through this module only).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from chairside.diagnostics import log_exception, setup_diagnostics
+from chairside.domain.clock import Clock, WallClock
+from chairside.drivers import available
+from chairside.replay import Replayer, ReplayError, ReplayPlayer, collector_paused, load_recording
+from chairside.service_model import CommandRefused
+from chairside.settings import Settings, SettingsError
+from chairside.settings import load_settings as _load_settings
+from chairside.training import TrainingError, TrainingRun
+from chairside.transport import CaptureError, CaptureWriter, parse_speed
+
+DRIVERS: list[str] = available()  # the driver registry's names: every --driver option offers these
+DEFAULT_SCENARIO = "uneventful"  # the built-in simulated monitor's scenario (DESIGN.md)
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit 2 with a one-line message."""
+
+
+def load_settings(*, diagnostics: bool = True, **overrides: Any) -> Settings:
+    """The effective settings (``overrides`` that are not None win); with ``diagnostics`` the
+    diagnostic log is set up in the settings' log folder. UsageError on a bad config file or
+    environment value (its first line names the file or variable and the key)."""
+    try:
+        settings = _load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    if diagnostics:
+        setup_diagnostics(settings.log_dir)
+    return settings
+
+
+def parse_speed_option(text: str | float | None, default: float | None = None) -> float | None:
+    """``--speed``: a number > 0, or ``max`` (None: as fast as it goes); ``default`` when not
+    given. UsageError otherwise."""
+    if text is None:
+        return default
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise UsageError(f"--speed: {exc}") from None
+
+
+def simulator_api() -> ModuleType:
+    """``simulators.api``, imported now (with numpy). UsageError saying what to install when
+    numpy is missing (it comes with the ``sim`` extra, which the quick start installs)."""
+    try:
+        from simulators import api  # numpy: loaded only when a simulator is asked for
+    except ModuleNotFoundError as exc:
+        if exc.name != "numpy":
+            raise
+        raise UsageError("the simulated monitor needs numpy, which is not installed: "
+                         "pip install 'chairside[sim]' (python3 dev.py demo installs it)") from None
+    return api
+
+
+def sim_port_options(url: str) -> dict[str, Any]:
+    """The options of a ``sim://`` port URL (scenario, driver, seed, speed, duration, noise,
+    start, autostart); UsageError naming the URL when they are bad."""
+    sim_api = simulator_api()
+    try:
+        return sim_api.port_options(url)
+    except ValueError as exc:
+        raise UsageError(f"--port {url}: {exc}".splitlines()[0]) from None
+
+
+def simulated_monitor(scenario: str, driver: str, seed: int | None, speed: float, *, noise: bool = True,
+                      start: Any = None, served: bool = True) -> TrainingRun:
+    """The built-in simulated monitor: a ``TrainingRun`` whose scenario starts at once, served
+    on 127.0.0.1 (``served``) or stepped in process. Its ``clock`` is the simulated time, which
+    the console and the record use, so every time stamp matches the physiology at any speed."""
+    simulator_api()
+    try:
+        run = TrainingRun(scenario, driver=driver, seed=seed, speed=1.0 if speed == float("inf") else speed,
+                          start=start or WallClock().now(), hold=False, noise=noise, manual=not served)
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    if served:
+        run.serve()
+    return run
+
+
+def open_raw_capture(path: Path | None, driver: str, port: str, clock: Clock) -> CaptureWriter | None:
+    """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
+    if path is None:
+        return None
+    try:
+        return CaptureWriter(path, driver=driver, start=clock.now(), port=port,
+                             monotonic_origin=clock.monotonic())
+    except (CaptureError, OSError) as exc:
+        raise UsageError(f"--raw {path}: {exc}".splitlines()[0]) from None
+
+
+def run_console(app: Any, what: str, *, start: Callable[[], None],
+                cleanup: Iterable[Callable[[], None]] = ()) -> None:
+    """``start()``, run the Textual ``app`` until it exits, then every ``cleanup`` in order
+    (each runs even if an earlier one fails). A crash of the console is written to the
+    diagnostic log (``what`` names it) before it propagates."""
+    start()
+    try:
+        app.run()
+    except Exception as exc:  # noqa: BLE001 - any crash: logged with its traceback, then re-raised
+        log_exception(f"{what} crashed", exc)
+        raise
+    finally:
+        _cleanup(list(cleanup))
+
+
+def _cleanup(steps: list[Callable[[], None]]) -> None:
+    if not steps:
+        return
+    try:
+        steps[0]()
+    finally:
+        _cleanup(steps[1:])
+
+
+def build_replayer(file: Path, *, driver: str | None = None, session_out: Path | None = None,
+                   protocol: str | None = None, phase: str | None = None) -> Replayer:
+    """The ``Replayer`` of a session file or raw capture; UsageError on bad input. A raw
+    capture has no infusion record: its phase is ``phase`` or else ``infusion``."""
+    if session_out is not None and session_out.exists():
+        raise UsageError(f"--session {session_out}: the file exists; a replay is recorded into a new file")
+    try:
+        rec = load_recording(file, driver, protocol=protocol)
+        if phase is not None and rec.source == "session":
+            raise UsageError("--phase is for raw captures; a session file replays its own phases")
+        phase = phase if phase is not None else ("infusion" if rec.source == "capture" else None)
+        return Replayer(rec, session_out=session_out, protocol=protocol, phase=phase)
+    except (ReplayError, CommandRefused) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
+def load_replayer(args: argparse.Namespace) -> Replayer:
+    """``build_replayer`` with the collector paused while the recording is built, then the
+    recording frozen out of the collector's scans (it stays for the whole replay)."""
+    import gc
+
+    with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
+        replayer = build_replayer(args.file, driver=args.driver, session_out=args.session, protocol=args.protocol,
+                                  phase=args.phase)
+        # frozen before the collector is back on, or its first pass would scan it all once
+        gc.freeze()
+    return replayer
+
+
+def replay_console(replayer: Replayer, settings: Settings, speed: float | None) -> int:
+    """The read-only console on a replay (banner, session clock, speed, seek and jump keys)."""
+    from chairside.ui import create_app  # textual: only when a console opens
+
+    player = ReplayPlayer(replayer, speed=speed)
+    app = create_app(player.service, player.clock, settings, bell=False, show_start=False, replay=player)
+    run_console(app, "replay console", start=player.start, cleanup=[player.service.shutdown])
+    return 0
