@@ -1,4 +1,11 @@
-"""The layering rule of DESIGN.md: the core imports without textual; only chairside.ui imports it."""
+"""The layering rules of DESIGN.md, checked two ways.
+
+Statically: the import-linter contracts in pyproject.toml (layers, the simulator reached only
+through ``simulators.api``, every "Must not import" of a module docstring), run here with
+``lint-imports`` so a broken layer fails the suite and CI. At run time (subprocesses that
+look at ``sys.modules``, Harlequin's model): the core imports without textual, and the
+console on a real port and the commands that do not simulate load without numpy.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "chairside"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "chairside"
+
+
+def test_import_contracts_are_kept():
+    """`lint-imports` with the contracts of pyproject.toml (unmatched ignores are errors)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.exists(), "import-linter is not installed (it is in the test extras)"
+    out = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 CORE = [
     "chairside",

@@ -20,6 +20,8 @@ import sys
 import threading
 from pathlib import Path
 
+from platformdirs import user_log_dir
+
 LOGGER_NAME = "chairside"
 FILE_NAME = "chairside-diagnostic.log"
 MAX_BYTES = 1_000_000
@@ -35,8 +37,6 @@ def default_log_dir() -> Path:
     env = os.environ.get("CHAIRSIDE_LOG_DIR")
     if env:
         return Path(env)
-    from platformdirs import user_log_dir
-
     return Path(user_log_dir("chairside", appauthor=False))
 
 

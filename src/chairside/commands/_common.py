@@ -18,6 +18,7 @@ Must not import: a sibling command module (the commands share through this modul
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
@@ -158,8 +159,6 @@ def build_replayer(file: Path, *, driver: str | None = None, session_out: Path |
 def load_replayer(args: argparse.Namespace) -> Replayer:
     """``build_replayer`` with the collector paused while the recording is built, then the
     recording frozen out of the collector's scans (it stays for the whole replay)."""
-    import gc
-
     with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
         replayer = build_replayer(args.file, driver=args.driver, session_out=args.session, protocol=args.protocol,
                                   phase=args.phase)

@@ -31,7 +31,7 @@ from chairside.transport.capture import (
 )
 from chairside.transport.datapath import LinkStats, OutputCallback, RawCallback, TransportConfig
 from chairside.transport.hl7_listener import Hl7Listener, check_bind, exposure_warning
-from chairside.transport.serial_link import Link, serial_settings
+from chairside.transport.serial_link import Link, check_url, serial_settings
 
 LISTEN_SCHEME = "listen"
 FILE_SCHEME = "file:"  # file:PATH (or file:///PATH): a capture read as if it were a port
@@ -71,8 +71,6 @@ def check_port(port: str) -> None:
         except OSError as exc:
             raise ValueError(f"{port}: cannot read {path}: {exc.strerror or exc}") from None
         return
-    from chairside.transport.serial_link import check_url
-
     check_url(port)
 
 
