@@ -3,6 +3,8 @@
 
     python3 dev.py demo    # create .venv if needed, install with the simulator (numpy), open the console on it
     python3 dev.py test    # create .venv if needed, install with the simulator and test extras, run the whole suite
+    python3 dev.py test --browser   # also the HTML report's screenshot test in headless chromium
+                                    # (installs Debian's chromium with apt-get if missing, naming it first)
 
 Any further arguments go to ``chairside`` (demo) or to pytest (test).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -57,20 +60,31 @@ def compile_sources() -> None:
                    stdout=subprocess.DEVNULL, check=False)
 
 
-def ensure_chromium() -> None:
-    """Best effort: Debian's chromium for the HTML report's screenshot test (root + apt only)."""
-    import shutil
+BROWSER_PACKAGES = ["chromium"]  # Debian's package names; what --browser installs, and nothing else
 
-    if shutil.which("chromium") or os.environ.get("CHAIRSIDE_NO_APT"):
+
+def ensure_browser() -> None:
+    """``test --browser``: Debian's chromium for the HTML report's screenshot test. Installed
+    with apt-get only when missing, only on this explicit request and only as root (the plain
+    ``test`` never installs a system package); each package is named before anything is
+    installed. When it cannot be installed the screenshot test fails saying so."""
+    if shutil.which("chromium"):
         return
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("dev.py: chromium not found; the report screenshot test will be skipped", file=sys.stderr)
+    names = " ".join(BROWSER_PACKAGES)
+    if os.name != "posix" or not shutil.which("apt-get") or os.geteuid() != 0:
+        print(f"dev.py: --browser: {names} is not installed and dev.py installs system packages only as root "
+              f"with apt-get; install it yourself (e.g. sudo apt-get install {names}); "
+              "the report screenshot test will fail until then", file=sys.stderr)
         return
-    print("dev.py: installing chromium (apt-get) for the report screenshot test ...", file=sys.stderr)
+    print(f"dev.py: --browser: installing the system package(s) {names} with apt-get "
+          "(for the HTML report's screenshot test)", file=sys.stderr)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     quiet = {"stdout": subprocess.DEVNULL} if os.environ.get("CI") else {}
-    if subprocess.call(["apt-get", "update", "-qq"], env=env, **quiet) == 0:
-        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env, **quiet)
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *BROWSER_PACKAGES]):
+        print(f"dev.py: running: {' '.join(cmd)}", file=sys.stderr)
+        if subprocess.call(cmd, env=env, **quiet) != 0:
+            print(f"dev.py: {' '.join(cmd)} failed; the report screenshot test will fail", file=sys.stderr)
+            return
 
 
 def main(argv: list[str]) -> int:
@@ -83,9 +97,14 @@ def main(argv: list[str]) -> int:
     if cmd == "test":
         ensure("sim,test,bench")
         compile_sources()
-        ensure_chromium()
+        env = dict(os.environ)
+        if "--browser" in rest:
+            rest = [a for a in rest if a != "--browser"]
+            ensure_browser()
+            env["CHAIRSIDE_TEST_BROWSER"] = "1"  # the screenshot test fails (not skips) without chromium
         workers = os.environ.get("CHAIRSIDE_TEST_WORKERS", "2")
-        return subprocess.call([str(PY), "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", *rest], cwd=ROOT)
+        return subprocess.call([str(PY), "-m", "pytest", "-n", workers, "-p", "no:cacheprovider", *rest], cwd=ROOT,
+                               env=env)
     if cmd == "bench":
         ensure("sim,test,bench")
         compile_sources()
