@@ -17,21 +17,24 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any, Iterator
 
 from chairside.commands._common import UsageError
+from chairside.reports import fhir, html, rems
 from chairside.store import NotASessionFile, SessionFileError, read_session
 from chairside.store.canonical import canonical_json
 from chairside.store.private import open_private_text
 from chairside.store.schema import sniff
 
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
-REPORTS = {"html": "html", "fhir": "fhir", "rems-json": "rems"}
+# format -> the report module's export(path, out) -> the path written
+REPORTS: dict[str, Callable[[Path, Path | None], Path]] = {"html": html.export, "fhir": fhir.export,
+                                                           "rems-json": rems.export}
 REPORT_SUFFIX = {"html": ".html", "fhir": ".fhir.json", "rems-json": ".rems.json"}  # the exporters' defaults
 FORMATS = ["csv", "jsonl", *REPORTS]
 
@@ -120,16 +123,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwriting_a_record(path, out_path)
     if args.format in REPORTS:
         try:
-            mod = importlib.import_module(f"chairside.reports.{REPORTS[args.format]}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("chairside.reports"):
-                raise UsageError(f"format {args.format!r} not available in this build") from None
-            raise
-        exporter = getattr(mod, "export", None)
-        if exporter is None:
-            raise UsageError(f"format {args.format!r} not available in this build")
-        try:
-            written = exporter(path, out_path)
+            written = REPORTS[args.format](path, out_path)
         except (SessionFileError, FileNotFoundError, ValueError) as exc:
             # the exporters raise ValueError for bad input (e.g. REMS form of an IV session)
             raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
