@@ -43,6 +43,7 @@ from chairside.domain.clock import Clock, WallClock
 from chairside.domain.describe import alarm_log_line
 from chairside.service import CommandRefused, MonitorService
 from chairside.training import InProcessMonitor
+from chairside.transport import port_warning
 
 PLACEHOLDER_WEIGHT_KG = 70.0  # recorded with source "stated" and a note when --weight is not given
 
@@ -103,8 +104,6 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if sim_run is not None:
             sim_run.stop()
         raise UsageError(str(exc).splitlines()[0]) from None
-    from chairside.transport import port_warning
-
     exposure = port_warning(port or "")
     if exposure:  # listen:// on a non-loopback address: say what it exposes before listening
         print(f"chairside record: {exposure}", file=err, flush=True)

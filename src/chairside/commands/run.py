@@ -13,6 +13,7 @@ only when the monitor is simulated (``commands._common``): a real port never loa
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from chairside.domain.clock import WallClock
 from chairside.service import CommandRefused, MonitorService
 from chairside.settings import Settings
 from chairside.training import TrainingRun
+from chairside.transport import port_warning
 
 DEFAULT_DRIVER = "ge-s5"
 
@@ -112,12 +114,8 @@ def build_service(args: argparse.Namespace, settings: Settings) -> tuple[Monitor
         if sim_run is not None:
             sim_run.stop()
         raise UsageError(str(exc).splitlines()[0]) from None
-    from chairside.transport import port_warning
-
     exposure = port_warning(port or "")
     if exposure:  # listen:// on a non-loopback address: say what it exposes before listening
-        import sys
-
         print(f"chairside run: {exposure}", file=sys.stderr, flush=True)
     if args.session and args.session.exists():
         try:

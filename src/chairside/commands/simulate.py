@@ -23,6 +23,7 @@ from typing import Any
 
 from chairside.commands._common import DRIVERS, UsageError, simulator_api
 from chairside.domain.clock import WallClock
+from chairside.transport import CaptureError, CaptureWriter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,12 +133,9 @@ def _write(sim: Any, duration: float, out: str) -> dict[str, int]:
 CSRAW_STEP_S = 1.0  # simulated seconds per chunk of a CSRAW1 capture (a serial read burst a second)
 
 
-def _write_csraw(sim, duration: float, out: str, driver: str) -> dict[str, int]:
+def _write_csraw(sim: Any, duration: float, out: str, driver: str) -> dict[str, int]:
     """The simulated stream as a CSRAW1 capture: one chunk per simulated second, stamped with
     the simulated time at its end (the device clock the simulator runs on)."""
-    from chairside.cli import UsageError
-    from chairside.transport import CaptureError, CaptureWriter
-
     if out == "-":
         raise UsageError("--format csraw needs a file for --out, not standard output")
     sent = 0
