@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from chairside.alarms import AlarmEngine, load_profile  # noqa: E402
 from chairside.domain.events import ObservationRecorded  # noqa: E402
+from chairside.domain.protocol import load_template  # noqa: E402
 from chairside.domain.readings import Reading  # noqa: E402
 
 TARGET = 200_000
@@ -79,7 +80,7 @@ def build_stream(n_readings: int, seed: int = 7):
 
 
 def run_once(stream, profile) -> tuple[float, float, int]:
-    e = AlarmEngine(profile, t0=T0, nibp_cadence_s=lambda phase, elapsed: 300.0)
+    e = AlarmEngine(profile, t0=T0, template=load_template("generic"))  # NIBP every 5 min while infusing
     e.set_phase("infusion", T0)
     e.set_infusing(True, T0)
     e.set_baseline(128.0, 78.0, 74.0, 97.0)

@@ -47,9 +47,9 @@ def at(s: float) -> datetime:
 
 class Harness:
     def __init__(self, profile: str = "standard", *, phase: str = "infusion", infusing: bool | None = None,
-                 baseline: tuple | None = None, cadence=None):
+                 baseline: tuple | None = None, template=None):
         self.profile = cached_profile(profile)
-        self.e = AlarmEngine(self.profile, t0=T0, nibp_cadence_s=cadence)
+        self.e = AlarmEngine(self.profile, t0=T0, template=template)
         self.events: list = []
         self.events += self.e.set_phase(phase, T0)
         if infusing is None:

@@ -10,8 +10,19 @@ are generated the same way.
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 from alarms_support import PROFILES, RANK, Harness, at, num, raw
+
+from chairside.domain.protocol import load_template
+
+PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "src" / "chairside" / "data" / "protocols"
+
+
+def _protocol_raw(name: str) -> dict:
+    return tomllib.loads((PROTOCOLS_DIR / f"{name}.toml").read_text(encoding="utf-8"))
 
 EPS = 0.1
 OPS = {">=": lambda v, lim: v >= lim, ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim,
@@ -366,12 +377,14 @@ def test_nibp_overdue_after_cadence_plus_grace(prof):
 @pytest.mark.parametrize("prof", PROFILES)
 def test_nibp_overdue_uses_the_template_cadence(prof):
     grace = num(raw(prof)["settings"]["nibp_overdue_grace_s"])
-    h = Harness(prof, phase="infusion", cadence=lambda phase, elapsed: 300.0 if phase == "infusion" else 0.0)
+    tpl = load_template("generic")
+    every = num(_protocol_raw("generic")["bp_cadence"]["infusion"]["every_min"]) * 60
+    h = Harness(prof, phase="infusion", template=tpl)
     h.nibp(0, 120, 80, 93)
-    for s in range(5, int(300 + grace) + 1, 5):
+    for s in range(5, int(every + grace) + 1, 5):
         h.reading(float(s), "hr", 72)
     assert h.alarm("nibp_overdue") is None
-    h.reading(300 + grace + 1, "hr", 72)
+    h.reading(every + grace + 1, "hr", 72)
     assert h.alarm("nibp_overdue") is not None
 
 
