@@ -40,6 +40,7 @@ from chairside.domain.clock import Clock
 from chairside.domain.events import (
     ALARM_EVENT_KINDS,
     CLINICAL_EVENT_KINDS,
+    AlarmAcknowledged,
     Amendment,
     BaselineRecorded,
     ChecklistCompleted,
@@ -204,12 +205,8 @@ class MonitorService:
         from chairside.alarms import AlarmEngine, load_profile
 
         self.profile = load_profile(self.template.limits_profile)
-        self.engine = AlarmEngine(self.profile, t0=self.clock.now(), nibp_cadence_s=self._engine_cadence,
+        self.engine = AlarmEngine(self.profile, t0=self.clock.now(), template=self.template,
                                   phase=self.state.phase if self.state.session else "pre_infusion")
-
-    def _engine_cadence(self, phase: str, _since_phase_s: float) -> float:
-        c = self._nibp_cadence(phase, None)
-        return 0.0 if math.isinf(c) else c
 
     def _nibp_cadence(self, phase: str, now_mono: float | None = None) -> float:
         """Seconds between scheduled NIBP checks (inf: none), tightened after a start/increase."""
@@ -387,7 +384,7 @@ class MonitorService:
                 out.extend(self._on_status(item, now))
         for r in readings:
             self._note_reading(r)
-            out.extend(self._store_all(self._engine_call("on_reading", r, now)))
+            out.extend(self._store_all(self._engine_call(self.engine.on_reading, r, now)))
         self._check_decode_errors()
         return out
 
@@ -414,11 +411,11 @@ class MonitorService:
         except StateError as exc:
             log.warning("state: %s", exc)
 
-    def _engine_call(self, name: str, *args: Any) -> list[Any]:
+    def _engine_call(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         try:
-            res = getattr(self.engine, name)(*args)
+            res = fn(*args)
         except Exception:  # noqa: BLE001 - a rule bug must not stop monitoring
-            log.exception("alarm engine %s failed", name)
+            log.exception("alarm engine %s failed", getattr(fn, "__name__", fn))
             return []
         return list(res or [])
 
@@ -442,7 +439,7 @@ class MonitorService:
         if not (s.active and prev is not None and prev.detail == s.detail):
             ev = DeviceStatusChanged(t=now, status=s, port=self.port, driver=self.driver_name)
             out.append(self._store(ev))
-        out.extend(self._store_all(self._engine_call("on_device_status", s, now)))
+        out.extend(self._store_all(self._engine_call(self.engine.on_device_status, s, now)))
         return out
 
     def _current_readings(self) -> list[Reading]:
@@ -560,7 +557,7 @@ class MonitorService:
         """One alarm-engine tick (escalation, delays, overdue NIBP), store commit, publish."""
         with self._lock:
             now = self.clock.now()
-            events = self._store_all(self._engine_call("tick", now))
+            events = self._store_all(self._engine_call(self.engine.tick, now))
             try:
                 tick = getattr(self.store, "tick", None) or getattr(self.store, "flush")
                 self._applied(tick())
@@ -584,6 +581,8 @@ class MonitorService:
                     stored.extend(self._store_all(ev))
                 else:
                     stored.append(self._store(ev, clinical=ev.kind in CLINICAL_EVENT_KINDS))
+            for ev in [e for e in stored if e.kind in CLINICAL_EVENT_KINDS]:
+                stored.extend(self._store_all(self._engine_call(self.engine.on_event, ev, now)))
             snap = self._snapshot_for_subscribers()
         self._publish(snap, stored)
         return stored
@@ -716,11 +715,7 @@ class MonitorService:
                 self._timeline_add(ev)
             now = self.clock.now()
             self._new_engine()
-            self._store_all(self._engine_call("set_phase", state.phase, now))
-            b = state.baseline
-            if b is not None:
-                self.engine.set_baseline(b.sbp, b.dbp, b.hr, b.spo2)
-            self._store_all(self._engine_call("set_infusing", state.infusion.status == "running", now))
+            self._store_all(self._engine_call(self.engine.restore, state, now))
             for r in list(state.latest.values()):
                 self._note_reading(r)
             try:
@@ -774,7 +769,6 @@ class MonitorService:
             if ev.sbp is None or ev.dbp is None:
                 raise CommandRefused("no blood pressure to use as the baseline: take an NIBP "
                                      "reading or enter the values")
-            self.engine.set_baseline(ev.sbp, ev.dbp, ev.hr, ev.spo2)
             return [ev]
         return self._command(build)[0]
 
@@ -883,8 +877,6 @@ class MonitorService:
             if self.state.phase == "pre_infusion":
                 out.append(PhaseChanged(t=now, author=a, from_phase="pre_infusion",
                                         to_phase="infusion", reason="infusion started"))
-            out.append(self._engine_call("set_phase", "infusion", now))
-            out.append(self._engine_call("set_infusing", True, now))
             return out
         return self._command(build)[0]
 
@@ -924,8 +916,7 @@ class MonitorService:
             raise CommandRefused("the infusion is not running")
         if not reason.strip():
             raise CommandRefused("a pause needs a reason")
-        return self._command(lambda now: [InfusionPaused(t=now, author=a, reason=reason.strip()),
-                                          self._engine_call("set_infusing", False, now)])[0]
+        return self._command(lambda now: [InfusionPaused(t=now, author=a, reason=reason.strip())])[0]
 
     def resume_infusion(self, *, author: str, reason: str = "") -> Any:
         self._need_session()
@@ -936,8 +927,7 @@ class MonitorService:
         return self._command(lambda now: [
             InfusionResumed(t=now, author=a, drug=inf.drug or self.template.dosing.drug,
                             concentration_mg_ml=inf.concentration_mg_ml or 0.0,
-                            rate_mg_kg_h=inf.rate_mg_kg_h, rate_ml_h=inf.rate_ml_h, reason=reason.strip()),
-            self._engine_call("set_infusing", True, now)])[0]
+                            rate_mg_kg_h=inf.rate_mg_kg_h, rate_ml_h=inf.rate_ml_h, reason=reason.strip())])[0]
 
     def stop_infusion(self, *, author: str, reason: str) -> Any:
         self._need_session()
@@ -952,8 +942,6 @@ class MonitorService:
             if self.state.phase == "infusion":
                 out.append(PhaseChanged(t=now, author=a, from_phase="infusion", to_phase="recovery",
                                         reason="infusion stopped"))
-            out.append(self._engine_call("set_infusing", False, now))
-            out.append(self._engine_call("set_phase", "recovery", now))
             return out
         return self._command(build)[0]
 
@@ -969,8 +957,7 @@ class MonitorService:
         frm = self.state.phase
         return self._command(lambda now: [
             PhaseChanged(t=now, author=a, from_phase=frm, to_phase=to_phase,  # type: ignore[arg-type]
-                         reason=reason.strip()),
-            self._engine_call("set_phase", to_phase, now)])[0]
+                         reason=reason.strip())])[0]
 
     # -- observations and notes
     def record_observation(self, *, author: str, scale: str, score: float | None = None,
@@ -995,7 +982,7 @@ class MonitorService:
             ev = ObservationRecorded(t=now, author=a, scale=scale, score=value,
                                      items=dict(items or {}), text=text.strip())
             stored = self._store(ev, clinical=True)
-            return [[stored], self._engine_call("on_observation", stored, now)]
+            return [[stored], self._engine_call(self.engine.on_event, stored, now)]
         out = self._command_prestored(build)
         return out[0]
 
@@ -1114,12 +1101,13 @@ class MonitorService:
     def acknowledge(self, alarm_id: str | None = None, *, by: str) -> list[Any]:
         """Acknowledge one alarm (or every active one with None); durable on return."""
         b = self._author(by)
-        return self._command(lambda now: [self._engine_call("acknowledge", alarm_id, b, now)])
+        return self._command(lambda now: [self._engine_call(self.engine.on_event, AlarmAcknowledged(
+            t=now, alarm_id=alarm_id or "*", by=b, author=b), now)])
 
     def pause_audio(self, *, by: str) -> list[Any]:
         """Pause the alarm audio for the profile's audio-pause time (120 s by default)."""
         b = self._author(by)
-        return self._command(lambda now: [self._engine_call("pause_audio", b, now)])
+        return self._command(lambda now: [self._engine_call(self.engine.pause_audio, b, now)])
 
     # -- discharge
     def discharge_check(self, *, aldrete: Mapping[str, int] | None = None,
@@ -1235,8 +1223,6 @@ class MonitorService:
             if do and self.state.phase != "discharged":
                 out.append(PhaseChanged(t=now, author=a, from_phase=self.state.phase,  # type: ignore[arg-type]
                                         to_phase="discharged", reason="discharged"))
-                out.append(self._engine_call("set_infusing", False, now))
-                out.append(self._engine_call("set_phase", "discharged", now))
             return out
         return self._command(build)[0]
 
@@ -1314,21 +1300,13 @@ class MonitorService:
                 copy = ev.model_copy(update={"seq": -1, "mono": 0.0})
                 first = self._store(copy, clinical=True)
                 stored.append(first)
-                for name, args in _engine_hooks(first):
-                    stored.extend(self._store_all(self._engine_call(name, *args, now)))
-                if kind == "baseline_recorded":
-                    self.engine.set_baseline(first.sbp, first.dbp, first.hr, first.spo2)
+                stored.extend(self._store_all(self._engine_call(self.engine.on_event, first, now)))
             elif kind == "alarm_acknowledged" and ev.by:
-                target = ev.alarm_id if any(a.id == ev.alarm_id for a in self.engine.active()) else None
-                if target is None:  # recomputed under other limits: the same rule's alarm, if any
-                    target = next((a.id for a in self.engine.active()
-                                   if a.rule == ev.rule and not a.acknowledged), None)
-                if target is not None:
-                    stored.extend(self._store_all(self._engine_call("acknowledge", target, ev.by, now)))
+                stored.extend(self._store_all(self._engine_call(self.engine.on_event, ev, now)))
             elif kind == "training":  # a training run's log: kept with the replay, no engine call
                 stored.append(self._store(ev.model_copy(update={"seq": -1, "mono": 0.0})))
             elif kind == "alarm_silenced" and ev.by and ev.mode == "audio_paused":
-                stored.extend(self._store_all(self._engine_call("pause_audio", ev.by, now, ev.duration_s)))
+                stored.extend(self._store_all(self._engine_call(self.engine.on_event, ev, now)))
             snap = self._snapshot_for_subscribers()
         self._publish(snap, stored)
         return stored
@@ -1337,7 +1315,7 @@ class MonitorService:
         """A raw capture carries no infusion record: let the engine treat the replay as
         infusing (the replay's note and phase change say so)."""
         with self._lock:
-            stored = self._store_all(self._engine_call("set_infusing", True, self.clock.now()))
+            stored = self._store_all(self._engine_call(self.engine.set_infusing, True, self.clock.now()))
         self._publish(None, stored)
         return stored
 
@@ -1618,27 +1596,6 @@ def _dose_numbers(template: Any, weight: float, *, dose: float | None = None,
     except DoseError as exc:
         raise CommandRefused(str(exc)) from None
     return {"rate_mg_kg_h": r.mg_kg_h, "rate_mg_h": r.mg_h, "rate_ml_h": r.ml_h, "total_mg": total}
-
-def _engine_hooks(ev: Any) -> list[tuple[str, tuple[Any, ...]]]:
-    """The alarm-engine calls a recorded clinical event made when it was first recorded
-    (``now`` is appended by the caller); the commands above make the same calls."""
-    kind = ev.kind
-    if kind == "phase_changed":
-        return [("set_phase", (ev.to_phase,))]
-    if kind == "infusion_started":
-        return [("set_phase", ("infusion",)), ("set_infusing", (True,))]
-    if kind in ("infusion_paused",):
-        return [("set_infusing", (False,))]
-    if kind == "infusion_resumed":
-        return [("set_infusing", (True,))]
-    if kind == "infusion_stopped":
-        return [("set_infusing", (False,)), ("set_phase", ("recovery",))]
-    if kind == "observation_recorded":
-        return [("on_observation", (ev,))]
-    if kind == "discharge_assessed" and ev.discharged:
-        return [("set_infusing", (False,))]
-    return []
-
 
 def _describe(ev: Any) -> tuple[str, str | None]:
     """One line for the timeline, and the priority colour (None for clinical entries)."""
