@@ -400,7 +400,7 @@ class TrainingRun:
 
 
 def _intervention_key(drug: str) -> str | None:
-    from chairside.service_data import console_data
+    from chairside.service.data import console_data
 
     for item in console_data().interventions:
         if drug in (item.text, item.key):

@@ -17,7 +17,7 @@ from pilot_kit import settle  # noqa: E402
 from replay_kit import record, surge_reactions  # noqa: E402
 
 from chairside.replay import SPEEDS, ReplayPlayer, Replayer, load_recording  # noqa: E402
-from chairside.service_model import CommandRefused  # noqa: E402
+from chairside.service.model import CommandRefused  # noqa: E402
 from chairside.store import SessionFile  # noqa: E402
 from chairside.ui import create_app  # noqa: E402
 

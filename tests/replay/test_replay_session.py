@@ -178,7 +178,7 @@ def test_a_replay_recorded_into_a_session_file_verifies_and_says_what_it_is(surg
     # a session file is append-only: a replay recorded into one cannot seek back
     r2 = Replayer(load_recording(surge_file), session_out=tmp_path / "again.chairside")
     r2.seek(r2.start + timedelta(minutes=20))
-    from chairside.service_model import CommandRefused
+    from chairside.service.model import CommandRefused
 
     with pytest.raises(CommandRefused, match="append-only"):
         r2.seek(r2.start + timedelta(minutes=10))

@@ -3,6 +3,7 @@ the record, the snapshot and the order "stored before published"."""
 
 from __future__ import annotations
 
+import sqlite3
 import tomllib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from chairside.domain.protocol import load_template
 from chairside.domain.readings import DeviceStatus, Reading
 from chairside.domain.scales import get_scale
 from chairside.service import CommandRefused, DischargeBlocked, GateBlocked, MonitorService
-from chairside.store import read_session, verify
+from chairside.store import SessionFile, read_session, verify
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "chairside" / "data"
 
@@ -247,20 +248,39 @@ def test_link_loss_keeps_monitoring_and_says_so(svc, clock, tmp_path):
     assert snap.tile("hr").value == 80
 
 
-def test_disk_failure_degrades_to_memory_loudly_and_keeps_going(svc, clock, tmp_path):
-    opened(svc, clock, tmp_path)
+class _FullDisk(sqlite3.Connection):
+    """Writes fail as SQLite fails on a full disk while ``full`` is set (the store's seam)."""
 
-    def broken(*a, **k):
-        raise OSError(28, "No space left on device")
-    svc.store.file.append = broken
-    svc.store.file.append_readings = broken
+    full = False
+
+    def execute(self, sql, *args):  # type: ignore[override]
+        if self.full and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "COMMIT")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+    def executemany(self, sql, *args):  # type: ignore[override]
+        if self.full and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "COMMIT")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().executemany(sql, *args)
+
+
+def test_disk_failure_degrades_to_memory_loudly_and_keeps_going(svc, clock, tmp_path, monkeypatch):
+    # The session file owns the only degrade-to-memory path: the service shows what it says.
+    create = SessionFile.create.__func__
+    monkeypatch.setattr(SessionFile, "create", classmethod(
+        lambda cls, *a, **k: create(cls, *a, connection_factory=_FullDisk, **k)))
+    opened(svc, clock, tmp_path)
+    monkeypatch.setattr(_FullDisk, "full", True)
     note = svc.add_note(author="AB", text="after the disk filled")
     assert note.seq > 0
+    clock.advance(2)
     svc.feed(cont(clock, hr=90))
+    svc.tick()
     snap = svc.snapshot()
     assert snap.device.store.state == "memory"
-    assert any("IN MEMORY" in n for n in snap.notices)
+    assert any("IN MEMORY" in n and "disk is full" in n for n in snap.notices)
     assert snap.tile("hr").value == 90
+    assert any(e.kind == "note" and e.seq == note.seq for e in svc.store.events())  # held, not lost
 
 
 def test_discharge_blocked_then_allowed(svc, clock, tmp_path):

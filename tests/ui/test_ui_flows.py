@@ -496,7 +496,7 @@ async def test_manual_vitals_are_stored_shown_and_count_as_the_bp_check(rig):
 
 
 def test_manual_vitals_refuse_impossible_values(rig):
-    from chairside.service_model import CommandRefused
+    from chairside.service.model import CommandRefused
 
     rig.open()
     for kw, what in (({"sbp": 90, "dbp": 120}, "above diastolic"), ({"sbp": 120}, "both"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.app import App, ComposeResult
 
-from chairside.service_model import TrendSeries
+from chairside.service.model import TrendSeries
 from chairside.ui.trend_chart import LABEL_W, TrendChart
 
 

@@ -28,7 +28,7 @@ from chairside.diagnostics import log_exception, setup_diagnostics
 from chairside.domain.clock import Clock, WallClock
 from chairside.drivers import available
 from chairside.replay import Replayer, ReplayError, ReplayPlayer, collector_paused, load_recording
-from chairside.service_model import CommandRefused
+from chairside.service.model import CommandRefused
 from chairside.settings import Settings, SettingsError
 from chairside.settings import load_settings as _load_settings
 from chairside.training import TrainingError, TrainingRun

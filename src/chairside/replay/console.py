@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chairside.replay.replayer import Replayer
-from chairside.service_model import CommandRefused, Snapshot
+from chairside.service.model import CommandRefused, Snapshot
 
 log = logging.getLogger("chairside.replay")
 
@@ -56,6 +56,10 @@ class ReplayService:
     @property
     def phase(self) -> str:
         return self._pipeline.phase
+
+    @property
+    def audio_pause_s(self) -> float | None:
+        return self._pipeline.audio_pause_s
 
     def gate_check(self) -> tuple[bool, tuple[str, ...]]:
         return self._pipeline.gate_check()

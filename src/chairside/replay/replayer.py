@@ -25,7 +25,7 @@ from chairside.domain.events import ALARM_EVENT_KINDS, CLINICAL_EVENT_KINDS, Pha
 from chairside.replay.compare import AlarmDifference, compare_alarms
 from chairside.replay.recording import Input, Recording, ReplayError
 from chairside.service import MonitorService
-from chairside.service_model import CommandRefused
+from chairside.service.model import CommandRefused
 
 log = logging.getLogger("chairside.replay")
 

@@ -323,6 +323,11 @@ class SessionFile:
         return self._first_buffered + self.max_delay_s
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (whether or not everything reached the disk)."""
+        return self._closed
+
+    @property
     def unsaved(self) -> int:
         """Events held only in memory because the disk failed."""
         return len(self._unsaved)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from chairside.service_model import AlarmView
+from chairside.service.model import AlarmView
 from chairside.ui.format import marker
 
 MAX_LINES = 4

@@ -21,8 +21,8 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from chairside.service_data import console_data
-from chairside.service_model import PRIORITY_RANK, CommandRefused, Snapshot
+from chairside.service.data import console_data
+from chairside.service.model import PRIORITY_RANK, CommandRefused, Snapshot
 from chairside.ui.alarm_bar import AlarmBar
 from chairside.ui.messages import SnapshotArrived
 from chairside.ui.monitor_screen import KEYS, MonitorScreen

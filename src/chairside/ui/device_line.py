@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from chairside.service_model import DeviceLine
+from chairside.service.model import DeviceLine
 from chairside.ui.format import fit_parts
 
 STORE_TEXT = {"none": "NOT RECORDING (no session)", "ok": "recording", "degraded": "DEGRADED",

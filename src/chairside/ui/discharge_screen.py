@@ -15,7 +15,7 @@ from typing import Any
 from textual.widgets import Checkbox, Select, Static
 
 from chairside.domain.scales import get_scale
-from chairside.service_model import DischargeCheck
+from chairside.service.model import DischargeCheck
 from chairside.ui.form_dialog import Field, FormDialog
 
 

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 from chairside.ui.overlay import BelowAlarms
 from chairside.ui.tick_box import TickBox
 
-from chairside.service_model import CommandRefused, DischargeBlocked, GateBlocked
+from chairside.service.model import CommandRefused, DischargeBlocked, GateBlocked
 
 
 class FormError(ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from chairside.domain.clock import elapsed_text
-from chairside.service_model import MARKERS
+from chairside.service.model import MARKERS
 
 DASHES = "---"
 

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
-from chairside.service_data import console_data
+from chairside.service.data import console_data
 from chairside.ui.monitor_screen import KEYS
 from chairside.ui.overlay import BelowAlarms
 

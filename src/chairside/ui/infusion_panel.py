@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from chairside.service_model import Snapshot
+from chairside.service.model import Snapshot
 from chairside.ui.format import duration
 
 STATE_TEXT = {"not_started": "not started", "running": "RUNNING", "paused": "PAUSED", "stopped": "stopped"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chairside.service_data import console_data
+from chairside.service.data import console_data
 from chairside.ui.form_dialog import Field, FormDialog, FormError
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from chairside.service_model import Snapshot
+from chairside.service.model import Snapshot
 
 
 class SnapshotArrived(Message):

@@ -16,7 +16,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from chairside.service_model import Snapshot
+from chairside.service.model import Snapshot
 from chairside.ui.alarm_bar import AlarmBar
 from chairside.ui.device_line import DeviceLineView
 from chairside.ui.infusion_panel import InfusionPanel

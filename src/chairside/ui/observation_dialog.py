@@ -40,7 +40,7 @@ class ObservationDialog(FormDialog):
         author = Field("author", "Your initials", default=self.user, required=True)
         f = self.form
         if f == "other":
-            from chairside.service_data import console_data
+            from chairside.service.data import console_data
 
             opts = [(x, x) for x in console_data().other_observations]
             return [author, Field("what", "What", "select", options=opts, required=True),

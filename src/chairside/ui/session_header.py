@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from chairside.service_model import Snapshot
+from chairside.service.model import Snapshot
 from chairside.ui.format import PHASE_TEXT, duration, fit_parts
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label
 
-from chairside.service_data import console_data
+from chairside.service.data import console_data
 from chairside.ui.form_dialog import Field, FieldInput, FormDialog, FormError
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from chairside.service_model import TimelineItem
+from chairside.service.model import TimelineItem
 from chairside.ui.format import fit_words
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from chairside.service_model import TrendSeries
+from chairside.service.model import TrendSeries
 from chairside.ui.format import fit_parts
 
 SYMBOLS = {"nibp_sys": "▲", "nibp_dia": "▼", "hr": "•"}

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Digits, Label
 
-from chairside.service_model import Tile
+from chairside.service.model import Tile
 from chairside.ui.format import DASHES, age, fit_parts, limits, marker
 
 _STATE_CLASSES = ("-stale", "-missing", "-alarm-high", "-alarm-medium", "-alarm-low")

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "console.toml"
+DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "console.toml"
 TAGS = ("[P]", "[P*]", "[S]", "[C]")
 
 

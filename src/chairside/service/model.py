@@ -1,7 +1,8 @@
 """What the monitoring service publishes: the immutable ``Snapshot`` and its parts.
 
 Owns: ``Snapshot``, ``Tile``, ``AlarmView``, ``InfusionView``, ``DeviceLine``,
-``StoreStatus``, ``TimelineItem``, ``TrendSeries``, ``DischargeCheck``, ``SessionInfo`` and the
+``StoreStatus``, ``TimelineItem``, ``TrendSeries``, ``SessionInfo`` (and re-exports
+``DischargeCheck`` from ``chairside.domain.discharge``) and the
 command errors ``CommandRefused`` / ``GateBlocked`` / ``DischargeBlocked``.
 Plain frozen dataclasses, so any thread can read a snapshot while the service builds the
 next one. The UI renders these; it owns no clinical state.
@@ -12,6 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from chairside.domain.discharge import DischargeCheck
+
+__all__ = [
+    "PRIORITY_RANK", "MARKERS", "CommandRefused", "GateBlocked", "DischargeBlocked", "Tile", "AlarmView",
+    "InfusionView", "StoreStatus", "DeviceLine", "TimelineItem", "TrendSeries", "SessionInfo",
+    "DischargeCheck", "Snapshot",
+]
 
 PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3}
 MARKERS = {"high": "***", "medium": "**", "low": "*"}
@@ -176,28 +185,6 @@ class SessionInfo:
     closed: bool = False
     simulated: bool = False
     discharged: bool = False
-
-
-@dataclass(frozen=True)
-class DischargeCheck:
-    """The discharge criteria as they stand; ``blocked_reasons`` empty = may discharge."""
-
-    min_recovery_min: float | None = None
-    minutes_since_end: float | None = None
-    min_recovery_met: bool = False
-    aldrete_total: int | None = None
-    padss_total: int | None = None
-    score_threshold: int | None = None
-    scores_met: bool = False
-    vitals_within: bool | None = None
-    vitals_detail: str = ""
-    escort_present: bool = False
-    instructions_given: bool = False
-    blocked_reasons: tuple[str, ...] = ()
-
-    @property
-    def criteria_met(self) -> bool:
-        return not self.blocked_reasons
 
 
 @dataclass(frozen=True)

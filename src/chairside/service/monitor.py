@@ -1,0 +1,495 @@
+"""MonitorService: the facade the console, the headless recorder, replay and training use.
+
+Owns: the wiring of its parts and their public API: ``Pump`` (threads, inbox, subscribers),
+``Recorder`` (the one write path: state -> store -> alarm engine -> timeline), ``View``
+(the snapshot), ``commands`` (nurse commands -> domain events). A command runs under the
+pump's lock: it builds its events, the recorder stores them (durable on return) and routes
+them to the engine, then the snapshot and the stored events are published.
+
+Rules: every reading and event is stored BEFORE any subscriber sees it; monitoring never
+stops (a lost link, bad bytes or a full disk become technical events and a loud notice);
+time comes from the injected clock only. Commands run in the caller's thread.
+Must not import: textual, chairside.ui.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+from chairside import __version__
+from chairside.domain.clock import Clock
+from chairside.domain.dose import DoseError, check_weight
+from chairside.domain.events import CLINICAL_EVENT_KINDS, Event, SessionOpened
+from chairside.domain.readings import DeviceStatus, Reading
+from chairside.service import commands
+from chairside.service.data import console_data
+from chairside.service.model import CommandRefused, DischargeCheck, Snapshot, TimelineItem
+from chairside.service.pump import Pump
+from chairside.service.recorder import Recorder
+from chairside.service.view import View
+from chairside.transport import check_port, config_from_settings, open_source
+
+log = logging.getLogger("chairside.service")
+
+WEIGHT_SOURCES = ("measured", "stated", "chart")
+
+
+class MonitorService:
+    """Transport -> driver -> store -> alarms -> subscribers, plus the nurse's commands.
+
+    Usage (live)::
+
+        svc = MonitorService(clock=WallClock(), port="sim://uneventful?driver=ge-s5",
+                             driver="ge-s5", protocol="iv-ketamine-depression")
+        svc.subscribe(lambda snap: ...)      # called from service threads: be quick
+        svc.start()                          # opens the port, starts the service thread
+        svc.open_session(patient_id="P-1", weight_kg=70, staff=("AB",), path=...)
+        svc.acknowledge(None, by="AB")       # durable when it returns
+        svc.stop()
+
+    Tests drive it without threads: ``svc.feed([...])`` processes outputs as the link
+    would, ``svc.tick()`` runs one alarm tick; ``svc.snapshot()`` builds the snapshot now.
+    Before a session is opened, readings are shown and kept in memory only (the snapshot
+    says so); the session file starts with ``open_session`` or ``resume_session``.
+    """
+
+    def __init__(self, *, clock: Clock, port: str | None = None, driver: str = "ge-s5",
+                 protocol: str | None = None, settings: Any = None,
+                 link_factory: Callable[..., Any] | None = None,
+                 serial_overrides: Mapping[str, Any] | None = None,
+                 transport_config: Any = None, session_dir: Path | str | None = None,
+                 tick_s: float = 1.0, simulated: bool = False, scenario: str | None = None,
+                 sim_seed: int | None = None, raw_capture: Any = None) -> None:
+        self.clock = clock
+        self.port = port or ""
+        self.driver_name = driver
+        self.settings = settings
+        self.session_dir = Path(session_dir) if session_dir else _session_dir(settings)
+        self.simulated = simulated
+        self.scenario = scenario
+        self.sim_seed = sim_seed
+        self.data = console_data()
+        self._pump = Pump(clock, tick_s)
+        self._link: Any = None
+        self._link_factory = link_factory
+        self._serial_overrides = serial_overrides
+        self._transport_config = transport_config
+        self._raw_capture = raw_capture
+        self._decode_errors_seen = 0
+        if port and link_factory is None:
+            try:
+                check_port(port)  # a port that can never open is refused before any record is made
+            except ValueError as exc:
+                raise CommandRefused(str(exc)) from None
+        self._rec = Recorder(clock, protocol or _setting(settings, "protocol", "iv-ketamine-depression"),
+                             self._new_view)
+
+    def _new_view(self, rec: Recorder) -> View:
+        return View(self.data, template=lambda: rec.template, state=lambda: rec.state, mono=rec.mono,
+                    link_state="idle" if self.port else "none")
+
+    # ------------------------------------------------------------------ views of the state
+    @property
+    def state(self) -> Any:
+        return self._rec.state
+
+    @property
+    def store(self) -> Any:
+        return self._rec.store
+
+    @property
+    def engine(self) -> Any:
+        return self._rec.engine
+
+    @property
+    def profile(self) -> Any:
+        return self._rec.profile
+
+    @property
+    def template(self) -> Any:
+        return self._rec.template
+
+    @property
+    def protocol_name(self) -> str:
+        return self._rec.protocol_name
+
+    @property
+    def phase(self) -> str:
+        return self._rec.state.phase
+
+    @property
+    def weight(self) -> float:
+        return self._rec.state.weight_kg or 0.0
+
+    @property
+    def session_open(self) -> bool:
+        st = self._rec.state
+        return st.session is not None and not st.closed
+
+    @property
+    def discharged(self) -> bool:
+        return commands.is_discharged(self._rec)
+
+    @property
+    def link(self) -> Any:
+        return self._link
+
+    @property
+    def raw_capture(self) -> Any:
+        """The ``--raw`` tee (a CaptureWriter) the link writes every received chunk to, or None."""
+        return self._raw_capture
+
+    @property
+    def _latest_valid(self) -> dict[str, Reading]:
+        return self._rec.view.latest_valid
+
+    # ------------------------------------------------------------------ subscribers + life cycle
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call ``callback(snapshot)`` after every change (from a service thread)."""
+        return self._pump.subscribe(callback)
+
+    def subscribe_events(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every stored event (readings groups excluded)."""
+        return self._pump.subscribe_events(callback)
+
+    def start(self) -> None:
+        """Open the port (in the link's thread) and start the service thread."""
+        if self._pump.running:
+            return
+        if self.port:
+            self._link = self._make_link()
+            self._link.start()
+            self._rec.view.link_state = "connecting"
+        self._pump.start(self.feed, self.tick)
+        log.info("service started: port=%s driver=%s protocol=%s", self.port, self.driver_name,
+                 self.protocol_name)
+
+    def _make_link(self) -> Any:
+        if self._link_factory is not None:
+            return self._link_factory(self.port, self.driver_name, clock=self.clock,
+                                      on_output=self._pump.enqueue)
+        on_raw = self._raw_capture.write if self._raw_capture is not None else None
+        config = self._transport_config or config_from_settings(self.settings)
+        return open_source(self.port, self.driver_name, clock=self.clock, on_output=self._pump.enqueue,
+                           on_raw=on_raw, serial=self._serial_overrides, config=config)
+
+    def stop(self) -> None:
+        """Stop the link and the service thread; commit buffered readings (the session stays open)."""
+        if self._link is not None:
+            try:
+                self._link.stop()
+            except (OSError, RuntimeError):
+                log.exception("link stop failed")
+        self._pump.stop(self._process)
+        with self._pump.lock:
+            self._rec.flush()
+        log.info("service stopped")
+
+    def shutdown(self) -> None:
+        """Stop, then close the session file (without recording a close event)."""
+        self.stop()
+        with self._pump.lock:
+            self._rec.close_store()
+
+    # ------------------------------------------------------------------ the reading path
+    def feed(self, batch: Iterable[Reading | DeviceStatus]) -> None:
+        """Process one batch from the link (stored, alarmed, then published)."""
+        with self._pump.lock:
+            events = self._process(list(batch))
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, events)
+
+    def _process(self, batch: Any) -> list[Event]:
+        out = self._rec.process(batch, port=self.port, driver=self.driver_name)
+        self._check_decode_errors()
+        return out
+
+    def _check_decode_errors(self) -> None:
+        st = getattr(self._link, "stats", None)
+        if st is None:
+            return
+        bad = st.frames_rejected + st.bytes_skipped
+        if bad > self._decode_errors_seen:
+            self._decode_errors_seen = bad
+            last = list(st.errors)[-1] if st.errors else st.last_error
+            log.warning("decode errors on %s: %d frames rejected, %d bytes skipped; last: %s",
+                        self.port, st.frames_rejected, st.bytes_skipped, last)
+
+    def tick(self) -> None:
+        """One alarm-engine tick (escalation, delays, overdue NIBP), store commit, publish."""
+        with self._pump.lock:
+            events = self._rec.tick(self.clock.now())
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, events)
+
+    # ------------------------------------------------------------------ commands
+    def _run(self, build: Callable[..., list[Event]], args: Mapping[str, Any]) -> list[Event]:
+        """Under the lock: build the command's events, record them (durable, routed to the
+        engine), then publish the snapshot and the stored events."""
+        with self._pump.lock:
+            now = self.clock.now()
+            stored = self._rec.record_all(build(self._rec, now, **args), now)
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, stored)
+        return stored
+
+    def open_session(self, *, patient_id: str, weight_kg: float, staff: Iterable[str],
+                     weight_source: str = "measured", weight_confirmed_by: str | None = None,
+                     protocol: str | None = None, path: Path | str | None = None,
+                     training: bool = False) -> Path:
+        """Create the session file and record ``session_opened`` (durable on return)."""
+        staff = tuple(s.strip() for s in staff if s and s.strip())
+        if not staff:
+            raise CommandRefused("staff initials are required")
+        if not (patient_id or "").strip():
+            raise CommandRefused("a pseudonymous patient ID is required")
+        try:
+            weight = check_weight(weight_kg)
+        except DoseError as exc:
+            raise CommandRefused(str(exc)) from None
+        if weight_source not in WEIGHT_SOURCES:
+            raise CommandRefused("weight source must be measured, stated or chart")
+        with self._pump.lock:
+            if self.session_open:
+                raise CommandRefused("a session is already open")
+            if protocol:
+                self._rec.use_protocol(protocol)
+            now = self.clock.now()
+            session_id = uuid.uuid4().hex[:12]
+            target = Path(path) if path else self.session_dir / (
+                f"{now:%Y%m%d-%H%M%S}-{_safe(patient_id)}-{session_id}.chairside")
+            self._rec.mono_origin = self.clock.monotonic()
+            opened = SessionOpened(
+                t=now, mono=0.0, author=staff[0], session_id=session_id,
+                patient_id=patient_id.strip(), weight_kg=weight, weight_source=weight_source,  # type: ignore[arg-type]
+                weight_confirmed_by=(weight_confirmed_by or "").strip() or None,
+                protocol=self.protocol_name, staff=staff, app_version=str(__version__),
+                simulated=self.simulated, sim_seed=self.sim_seed, scenario=self.scenario,
+                training=training)
+            first = self._rec.start_record(opened, target)
+            # the values on screen when the session is opened go into the record and through the
+            # new engine: a 205/125 seen at check-in must not vanish from the alarm bar on "open"
+            carried = self._process(self._rec.view.current_readings(now))
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, [first, *carried])
+        log.info("session opened: %s (protocol %s)", target, self.protocol_name)
+        return target
+
+    def resume_session(self, path: Path | str) -> None:
+        """Open an existing session file and rebuild the state from its events."""
+        p = Path(path)
+        if not p.exists():
+            raise CommandRefused(f"{p}: no such session file")
+        with self._pump.lock:
+            if self.session_open:
+                raise CommandRefused("a session is already open")
+            self._rec.resume(p)
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, [])
+        log.info("session resumed: %s", p)
+
+    def complete_checklist(self, **answers: Any) -> Event:
+        """The pre-infusion checklist (``commands.checklist``)."""
+        return self._run(commands.checklist, answers)[0]
+
+    def record_baseline(self, **values: Any) -> Event:
+        """The baseline; values not given are taken from the latest readings."""
+        return self._run(commands.baseline, values)[0]
+
+    def gate_check(self) -> tuple[bool, tuple[str, ...]]:
+        """(blocks_start, reasons) of the pre-infusion gate; lock-free, so the UI may call it."""
+        return commands.gate_check(self._rec)
+
+    def dose_preview(self, *, concentration_mg_ml: float, dose_mg_kg: float | None = None,
+                     rate_mg_kg_h: float | None = None, duration_min: float | None = None) -> dict[str, float]:
+        """Pump numbers for an order (rate mg/kg/h, mg/h, mL/h, total mg), nothing recorded."""
+        if not self.weight:
+            raise CommandRefused("open a session with the patient's weight first")
+        return commands.dose_numbers(self.template, self.weight, dose=dose_mg_kg, rate_mg_kg_h=rate_mg_kg_h,
+                                     duration_min=duration_min, concentration=concentration_mg_ml)
+
+    def start_infusion(self, **order: Any) -> Event:
+        """Start the infusion. ``GateBlocked`` when the pre-infusion gate blocks and no
+        override reason is given; ``CommandRefused`` for impossible or unconfirmed orders."""
+        return self._run(commands.start_infusion, order)[0]
+
+    def change_rate(self, **change: Any) -> Event:
+        return self._run(commands.change_rate, change)[0]
+
+    def pause_infusion(self, *, author: str, reason: str) -> Event:
+        return self._run(commands.pause_infusion, {"author": author, "reason": reason})[0]
+
+    def resume_infusion(self, *, author: str, reason: str = "") -> Event:
+        return self._run(commands.resume_infusion, {"author": author, "reason": reason})[0]
+
+    def stop_infusion(self, *, author: str, reason: str) -> Event:
+        return self._run(commands.stop_infusion, {"author": author, "reason": reason})[0]
+
+    def change_phase(self, *, author: str, to_phase: str, reason: str) -> Event:
+        return self._run(commands.change_phase, {"author": author, "to_phase": to_phase, "reason": reason})[0]
+
+    def record_observation(self, **obs: Any) -> Event:
+        """An observation, validated against its scale; the engine sees it (combined rules)."""
+        return self._run(commands.observation, obs)[0]
+
+    def record_intervention(self, **given: Any) -> Event:
+        return self._run(commands.intervention, given)[0]
+
+    def record_manual_vitals(self, **vitals: Any) -> Event:
+        """Vitals by hand: stored, alarmed and shown like the monitor's, plus a note saying who."""
+        with self._pump.lock:
+            readings, note = commands.manual_vitals(self._rec, self.clock.now(), **vitals)
+        self.feed(readings)  # stored, then alarmed, then shown, like the monitor's
+        return self._run(lambda rec, now: [note[0].model_copy(update={"t": now})], {})[0]
+
+    def add_note(self, *, author: str, text: str) -> Event:
+        return self._run(commands.note, {"author": author, "text": text})[0]
+
+    def amend(self, **amendment: Any) -> Event:
+        """An amendment of an earlier clinical entry (the original stays)."""
+        return self._run(commands.amend, amendment)[0]
+
+    def amendable_events(self) -> list[TimelineItem]:
+        """Clinical entries that may be amended (newest first; lock-free)."""
+        return commands.amendable(self._rec)
+
+    def recorded_events(self) -> list[Event]:
+        """Every event of the open session in order, readings groups left out (lock-free)."""
+        ev = self._rec.state.events
+        return [ev[k] for k in sorted(ev)]
+
+    def event(self, seq: int) -> Event | None:
+        """The current (amended) version of a recorded entry (lock-free)."""
+        return self._rec.state.current(seq)
+
+    def acknowledge(self, alarm_id: str | None = None, *, by: str) -> list[Event]:
+        """Acknowledge one alarm (or every active one with None); durable on return."""
+        b = commands.author(by)
+        return self._engine_action(lambda now: self._rec.acknowledge(alarm_id, b, now))
+
+    def pause_audio(self, *, by: str) -> list[Event]:
+        """Pause the alarm audio for the profile's audio-pause time."""
+        b = commands.author(by)
+        return self._engine_action(lambda now: self._rec.pause_audio(b, now))
+
+    def _engine_action(self, act: Callable[[datetime], list[Event]]) -> list[Event]:
+        with self._pump.lock:
+            stored = act(self.clock.now())
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, stored)
+        return stored
+
+    def discharge_check(self, **criteria: Any) -> DischargeCheck:
+        """The discharge criteria as they stand now (nothing recorded; lock-free)."""
+        return commands.check_discharge(self._rec, self.clock.now(), **criteria)
+
+    def assess_discharge(self, **assessment: Any) -> Event:
+        """Record the discharge assessment; ``DischargeBlocked`` without an override reason."""
+        return self._run(commands.assess_discharge, assessment)[0]
+
+    def close_session(self, *, author: str, reason: str = "") -> Event:
+        """Record ``session_closed`` and close the file (monitoring goes on, unrecorded)."""
+        stored = self._run(commands.close, {"author": author, "reason": reason})
+        with self._pump.lock:
+            self._rec.close_store()
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, [])
+        return stored[0]
+
+    def record_training(self, **entry: Any) -> Event:
+        """One entry of a training run's log; refused with no open session."""
+        return self._run(commands.training, entry)[0]
+
+    # ------------------------------------------------------------------ replay
+    # ``chairside.replay`` drives these on a ManualClock set to the recorded times; readings
+    # and device status go through ``feed``; what the engine raises is recomputed, not copied.
+    def replay_open(self, opened: SessionOpened, *, path: Path | str | None = None,
+                    protocol: str | None = None) -> Event:
+        """Begin a replay's record with a copy of the recorded ``session_opened`` (a new session
+        id; ``protocol`` overrides the template); ``path`` None keeps it in memory."""
+        with self._pump.lock:
+            if self._rec.state.session is not None:
+                raise CommandRefused("a session is already open")
+            self._rec.use_protocol(protocol or opened.protocol)
+            self._rec.mono_origin = self.clock.monotonic()
+            first = opened.model_copy(update={
+                "seq": -1, "t": self.clock.now(), "mono": 0.0, "session_id": uuid.uuid4().hex[:12],
+                "protocol": self.protocol_name, "app_version": str(__version__)})
+            stored = self._rec.start_record(first, None if path is None else Path(path))
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, [stored])
+        return stored
+
+    def replay_event(self, ev: Event) -> list[Event]:
+        """Re-apply one recorded event at the clock's (recorded) time: a clinical event is
+        recorded again (new seq, same content) and reaches the engine as it did live; a staff
+        acknowledgement or audio pause is given to the recomputed alarms; a training entry is
+        kept. Alarm events and readings are recomputed, not copied. CommandRefused when the
+        state refuses the event."""
+        with self._pump.lock:
+            now = self.clock.now()
+            stored: list[Event] = []
+            if ev.kind in CLINICAL_EVENT_KINDS:
+                stored = self._rec.record_all([ev.model_copy(update={"seq": -1, "mono": 0.0})], now)
+            elif ev.kind == "alarm_acknowledged" and ev.by:
+                stored = self._rec.replay_staff_action(ev, now)
+            elif ev.kind == "alarm_silenced" and ev.by and ev.mode == "audio_paused":
+                stored = self._rec.replay_staff_action(ev, now)
+            elif ev.kind == "training":
+                stored = [self._rec.record(ev.model_copy(update={"seq": -1, "mono": 0.0}))]
+            snap = self._snapshot_for_subscribers()
+        self._pump.publish(snap, stored)
+        return stored
+
+    def replay_assume_infusing(self) -> list[Event]:
+        """A raw capture carries no infusion record: the engine treats the replay as infusing."""
+        with self._pump.lock:
+            stored = self._rec.assume_infusing(self.clock.now())
+        self._pump.publish(None, stored)
+        return stored
+
+    # ------------------------------------------------------------------ snapshot
+    def snapshot(self) -> Snapshot:
+        with self._pump.lock:
+            return self._build_snapshot()
+
+    def readings_stored_mono(self) -> float | None:
+        """Clock monotonic time of the last readings handed to the store (for the bench)."""
+        return self._rec.readings_stored_mono
+
+    def _snapshot_for_subscribers(self) -> Snapshot | None:
+        """The snapshot to publish; not built when nobody subscribes (a headless replay)."""
+        return self._build_snapshot() if self._pump.has_snapshot_subscribers else None
+
+    def _build_snapshot(self) -> Snapshot:
+        rec = self._rec
+        return rec.view.build(
+            self.clock.now(), rec, port=self.port, driver=self.driver_name, protocol=self.protocol_name,
+            simulated=self.simulated, discharged=self.discharged, session_open=self.session_open,
+            link_stats=getattr(self._link, "stats", None), readings_count=rec.readings_count,
+            readings_stored_mono=rec.readings_stored_mono)
+
+
+def _setting(settings: Any, name: str, default: Any) -> Any:
+    if settings is None:
+        return default
+    v = getattr(settings, name, None)
+    return default if v in (None, "") else v
+
+
+def _session_dir(settings: Any) -> Path:
+    v = _setting(settings, "session_dir", None) or _setting(settings, "session_folder", None)
+    if v:
+        return Path(v)
+    return Path(user_data_dir("chairside", appauthor=False)) / "sessions"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip())[:32] or "patient"
