@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,19 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from chairside import __version__
+from chairside.alarms import AlarmEngine
+from chairside.alarms.profile import LimitsProfile
 from chairside.domain.clock import Clock
 from chairside.domain.dose import DoseError, check_weight
 from chairside.domain.events import CLINICAL_EVENT_KINDS, Event, SessionOpened
+from chairside.domain.protocol import ProtocolTemplate
 from chairside.domain.readings import DeviceStatus, Reading
+from chairside.domain.state import SessionState
 from chairside.service import commands
 from chairside.service.data import console_data
 from chairside.service.model import CommandRefused, DischargeCheck, Snapshot, TimelineItem
 from chairside.service.pump import Pump
-from chairside.service.recorder import Recorder
+from chairside.service.recorder import Recorder, Store
 from chairside.service.view import View
 from chairside.transport import check_port, config_from_settings, open_source
 
@@ -97,28 +101,33 @@ class MonitorService:
 
     # ------------------------------------------------------------------ views of the state
     @property
-    def state(self) -> Any:
+    def state(self) -> SessionState:
         return self._rec.state
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self._rec.store
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> AlarmEngine:
         return self._rec.engine
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> LimitsProfile:
         return self._rec.profile
 
     @property
-    def template(self) -> Any:
+    def template(self) -> ProtocolTemplate:
         return self._rec.template
 
     @property
     def protocol_name(self) -> str:
         return self._rec.protocol_name
+
+    @property
+    def audio_pause_s(self) -> float | None:
+        """How long an audio pause lasts (the limits profile's setting)."""
+        return float(self._rec.profile.setting("audio_pause_s"))
 
     @property
     def phase(self) -> str:
@@ -206,7 +215,7 @@ class MonitorService:
             snap = self._snapshot_for_subscribers()
         self._pump.publish(snap, events)
 
-    def _process(self, batch: Any) -> list[Event]:
+    def _process(self, batch: Sequence[Reading | DeviceStatus]) -> list[Event]:
         out = self._rec.process(batch, port=self.port, driver=self.driver_name)
         self._check_decode_errors()
         return out

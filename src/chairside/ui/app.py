@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from chairside.service.data import console_data
 from chairside.service.model import PRIORITY_RANK, CommandRefused, Snapshot
+from chairside.service.ports import ConsoleService
 from chairside.ui.alarm_bar import AlarmBar
 from chairside.ui.messages import SnapshotArrived
 from chairside.ui.monitor_screen import KEYS, MonitorScreen
@@ -39,14 +40,14 @@ class ChairsideApp(App[None]):
                 Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
                 Binding("ctrl+t", "instructor", "Instructor", show=False)]
 
-    def __init__(self, service: Any, clock: Any, settings: Any = None, *, flash: bool = True,
+    def __init__(self, service: ConsoleService, clock: Any, settings: Any = None, *, flash: bool = True,
                  bell: bool | None = None, show_start: bool | None = None,
                  start_defaults: dict[str, Any] | None = None,
                  replay_hook: Callable[[str], None] | None = None,
                  flash_phase: tuple[bool, bool] = (True, True), replay: Any = None,
                  training: Any = None, audio: Any = None) -> None:
         super().__init__()
-        self.service = service
+        self.service: ConsoleService = service
         self.clock = clock
         self.settings = settings
         self.bell_enabled = bool(getattr(settings, "bell", True)) if bell is None else bell
@@ -454,7 +455,7 @@ class ChairsideApp(App[None]):
                             lambda: self.run_action("close_session"))
 
 
-def create_app(service: Any, clock: Any, settings: Any = None, **options: Any) -> ChairsideApp:
+def create_app(service: ConsoleService, clock: Any, settings: Any = None, **options: Any) -> ChairsideApp:
     """Build the console with its dependencies injected (tests pass fakes and frozen time).
 
     Options: ``flash`` (False freezes the flashing, for snapshot tests), ``flash_phase``

@@ -30,6 +30,7 @@ from chairside.ui.overlay import BelowAlarms
 from chairside.ui.tick_box import TickBox
 
 from chairside.service.model import CommandRefused, DischargeBlocked, GateBlocked
+from chairside.service.ports import ConsoleService
 
 
 class FormError(ValueError):
@@ -141,7 +142,7 @@ class FormDialog(BelowAlarms):
 
     # -- building ----------------------------------------------------------------------
     @property
-    def service(self) -> Any:
+    def service(self) -> ConsoleService:
         return self.app.service  # type: ignore[attr-defined]
 
     @property

@@ -55,7 +55,7 @@ class HelpScreen(BelowAlarms):
             data = console_data()
             rows.append(f"Alarms: *** high (red, flashing {data.flash_high_hz:g} Hz) · ** medium (yellow, "
                         f"{data.flash_medium_hz:g} Hz) · * low (cyan).")
-            pause_s = getattr(getattr(getattr(self.app, "service", None), "engine", None), "_audio_pause_s", None)
+            pause_s = self.app.service.audio_pause_s  # type: ignore[attr-defined]
             pause = f" Audio pause lasts {pause_s / 60:g} min." if isinstance(pause_s, (int, float)) else ""
             rows.append("High physiological alarms latch until acknowledged." + pause)
             rows.append("NIBP shows how many minutes old it is and dims when stale; '---' means missing,")
