@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from chairside import __version__
+
 from chairside.domain.discharge import DischargeCheck, discharge_check
-from chairside.domain.dose import DoseError, check_dose, plan_from_dose, rate_from_order
+from chairside.domain.dose import DoseError, check_dose, check_weight, plan_from_dose, rate_from_order
 from chairside.domain.events import (
     ALARM_EVENT_KINDS,
     Amendment,
@@ -38,6 +42,7 @@ from chairside.domain.events import (
     ObservationRecorded,
     PhaseChanged,
     SessionClosed,
+    SessionOpened,
     TrainingEvent,
 )
 from chairside.domain.protocol import ProtocolTemplate
@@ -74,6 +79,49 @@ def _open(rec: Recorder, initials: str) -> str:
 def is_discharged(rec: Recorder) -> bool:
     d = rec.state.discharge
     return rec.state.phase == "discharged" or bool(d is not None and d.discharged)
+
+
+# ---------------------------------------------------------------------- the session
+WEIGHT_SOURCES = ("measured", "stated", "chart")
+
+
+def session_opened(rec: Recorder, now: datetime, *, patient_id: str, weight_kg: float,
+                   staff: Iterable[str], weight_source: str, weight_confirmed_by: str | None,
+                   session_dir: Path, path: Path | str | None, training: bool, simulated: bool,
+                   sim_seed: int | None, scenario: str | None) -> tuple[SessionOpened, Path]:
+    """The first event of a new record, and the session file's path."""
+    crew = tuple(s.strip() for s in staff if s and s.strip())
+    if not crew:
+        raise CommandRefused("staff initials are required")
+    if not (patient_id or "").strip():
+        raise CommandRefused("a pseudonymous patient ID is required")
+    try:
+        weight = check_weight(weight_kg)
+    except DoseError as exc:
+        raise CommandRefused(str(exc)) from None
+    if weight_source not in WEIGHT_SOURCES:
+        raise CommandRefused("weight source must be measured, stated or chart")
+    session_id = uuid.uuid4().hex[:12]
+    target = Path(path) if path else session_dir / (
+        f"{now:%Y%m%d-%H%M%S}-{_safe(patient_id)}-{session_id}.chairside")
+    opened = SessionOpened(
+        t=now, mono=0.0, author=crew[0], session_id=session_id,
+        patient_id=patient_id.strip(), weight_kg=weight, weight_source=weight_source,  # type: ignore[arg-type]
+        weight_confirmed_by=(weight_confirmed_by or "").strip() or None,
+        protocol=rec.protocol_name, staff=crew, app_version=str(__version__),
+        simulated=simulated, sim_seed=sim_seed, scenario=scenario, training=training)
+    return opened, target
+
+
+def replay_opened(rec: Recorder, now: datetime, opened: SessionOpened) -> SessionOpened:
+    """A replay's first event: the recorded one with a new session id, now, this template."""
+    return opened.model_copy(update={
+        "seq": -1, "t": now, "mono": 0.0, "session_id": uuid.uuid4().hex[:12],
+        "protocol": rec.protocol_name, "app_version": str(__version__)})
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip())[:32] or "patient"
 
 
 # ---------------------------------------------------------------------- before the infusion

@@ -15,7 +15,6 @@ Must not import: textual, chairside.ui.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,27 +22,18 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
-from chairside import __version__
-from chairside.alarms import AlarmEngine
-from chairside.alarms.profile import LimitsProfile
 from chairside.domain.clock import Clock
-from chairside.domain.dose import DoseError, check_weight
 from chairside.domain.events import CLINICAL_EVENT_KINDS, Event, SessionOpened
-from chairside.domain.protocol import ProtocolTemplate
 from chairside.domain.readings import DeviceStatus, Reading
-from chairside.domain.state import SessionState
 from chairside.service import commands
 from chairside.service.data import console_data
 from chairside.service.model import CommandRefused, DischargeCheck, Snapshot, TimelineItem
 from chairside.service.pump import Pump
-from chairside.service.recorder import Recorder, Store
+from chairside.service.recorder import Recorder
 from chairside.service.view import View
 from chairside.transport import check_port, config_from_settings, open_source
 
 log = logging.getLogger("chairside.service")
-
-WEIGHT_SOURCES = ("measured", "stated", "chart")
-
 
 class MonitorService:
     """Transport -> driver -> store -> alarms -> subscribers, plus the nurse's commands.
@@ -100,29 +90,12 @@ class MonitorService:
                     link_state="idle" if self.port else "none")
 
     # ------------------------------------------------------------------ views of the state
-    @property
-    def state(self) -> SessionState:
-        return self._rec.state
-
-    @property
-    def store(self) -> Store:
-        return self._rec.store
-
-    @property
-    def engine(self) -> AlarmEngine:
-        return self._rec.engine
-
-    @property
-    def profile(self) -> LimitsProfile:
-        return self._rec.profile
-
-    @property
-    def template(self) -> ProtocolTemplate:
-        return self._rec.template
-
-    @property
-    def protocol_name(self) -> str:
-        return self._rec.protocol_name
+    state = property(lambda self: self._rec.state, doc="The session state (SessionState).")
+    store = property(lambda self: self._rec.store, doc="The record (SessionFile or MemoryStore).")
+    engine = property(lambda self: self._rec.engine, doc="The alarm engine (AlarmEngine).")
+    profile = property(lambda self: self._rec.profile, doc="The limits profile (LimitsProfile).")
+    template = property(lambda self: self._rec.template, doc="The protocol template.")
+    protocol_name = property(lambda self: self._rec.protocol_name, doc="The protocol's name.")
 
     @property
     def audio_pause_s(self) -> float | None:
@@ -146,18 +119,10 @@ class MonitorService:
     def discharged(self) -> bool:
         return commands.is_discharged(self._rec)
 
-    @property
-    def link(self) -> Any:
-        return self._link
-
-    @property
-    def raw_capture(self) -> Any:
-        """The ``--raw`` tee (a CaptureWriter) the link writes every received chunk to, or None."""
-        return self._raw_capture
-
-    @property
-    def _latest_valid(self) -> dict[str, Reading]:
-        return self._rec.view.latest_valid
+    link = property(lambda self: self._link, doc="The transport link (None before ``start``).")
+    raw_capture = property(lambda self: self._raw_capture,
+                           doc="The ``--raw`` tee (a CaptureWriter) the link writes every chunk to, or None.")
+    _latest_valid = property(lambda self: self._rec.view.latest_valid)  # the tests' kits read it
 
     # ------------------------------------------------------------------ subscribers + life cycle
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
@@ -254,34 +219,19 @@ class MonitorService:
                      protocol: str | None = None, path: Path | str | None = None,
                      training: bool = False) -> Path:
         """Create the session file and record ``session_opened`` (durable on return)."""
-        staff = tuple(s.strip() for s in staff if s and s.strip())
-        if not staff:
-            raise CommandRefused("staff initials are required")
-        if not (patient_id or "").strip():
-            raise CommandRefused("a pseudonymous patient ID is required")
-        try:
-            weight = check_weight(weight_kg)
-        except DoseError as exc:
-            raise CommandRefused(str(exc)) from None
-        if weight_source not in WEIGHT_SOURCES:
-            raise CommandRefused("weight source must be measured, stated or chart")
         with self._pump.lock:
             if self.session_open:
                 raise CommandRefused("a session is already open")
+            now = self.clock.now()
+            opened, target = commands.session_opened(
+                self._rec, now, patient_id=patient_id, weight_kg=weight_kg, staff=staff,
+                weight_source=weight_source, weight_confirmed_by=weight_confirmed_by,
+                session_dir=self.session_dir, path=path, training=training, simulated=self.simulated,
+                sim_seed=self.sim_seed, scenario=self.scenario)
             if protocol:
                 self._rec.use_protocol(protocol)
-            now = self.clock.now()
-            session_id = uuid.uuid4().hex[:12]
-            target = Path(path) if path else self.session_dir / (
-                f"{now:%Y%m%d-%H%M%S}-{_safe(patient_id)}-{session_id}.chairside")
+                opened = opened.model_copy(update={"protocol": self._rec.protocol_name})
             self._rec.mono_origin = self.clock.monotonic()
-            opened = SessionOpened(
-                t=now, mono=0.0, author=staff[0], session_id=session_id,
-                patient_id=patient_id.strip(), weight_kg=weight, weight_source=weight_source,  # type: ignore[arg-type]
-                weight_confirmed_by=(weight_confirmed_by or "").strip() or None,
-                protocol=self.protocol_name, staff=staff, app_version=str(__version__),
-                simulated=self.simulated, sim_seed=self.sim_seed, scenario=self.scenario,
-                training=training)
             first = self._rec.start_record(opened, target)
             # the values on screen when the session is opened go into the record and through the
             # new engine: a 205/125 seen at check-in must not vanish from the alarm bar on "open"
@@ -428,9 +378,7 @@ class MonitorService:
                 raise CommandRefused("a session is already open")
             self._rec.use_protocol(protocol or opened.protocol)
             self._rec.mono_origin = self.clock.monotonic()
-            first = opened.model_copy(update={
-                "seq": -1, "t": self.clock.now(), "mono": 0.0, "session_id": uuid.uuid4().hex[:12],
-                "protocol": self.protocol_name, "app_version": str(__version__)})
+            first = commands.replay_opened(self._rec, self.clock.now(), opened)
             stored = self._rec.start_record(first, None if path is None else Path(path))
             snap = self._snapshot_for_subscribers()
         self._pump.publish(snap, [stored])
@@ -500,5 +448,3 @@ def _session_dir(settings: Any) -> Path:
     return Path(user_data_dir("chairside", appauthor=False)) / "sessions"
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip())[:32] or "patient"
