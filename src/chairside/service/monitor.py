@@ -14,6 +14,7 @@ Must not import: textual, chairside.ui.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -48,10 +49,8 @@ class MonitorService:
         svc.acknowledge(None, by="AB")       # durable when it returns
         svc.stop()
 
-    Tests drive it without threads: ``svc.feed([...])`` processes outputs as the link
-    would, ``svc.tick()`` runs one alarm tick; ``svc.snapshot()`` builds the snapshot now.
-    Before a session is opened, readings are shown and kept in memory only (the snapshot
-    says so); the session file starts with ``open_session`` or ``resume_session``.
+    Tests drive it without threads (``feed``, ``tick``, ``snapshot``). Before a session is
+    opened, readings are shown and kept in memory only (the snapshot says so).
     """
 
     def __init__(self, *, clock: Clock, port: str | None = None, driver: str = "ge-s5",
@@ -186,7 +185,7 @@ class MonitorService:
         return out
 
     def _check_decode_errors(self) -> None:
-        st = getattr(self._link, "stats", None)
+        st = self._link_stats()
         if st is None:
             return
         bad = st.frames_rejected + st.bytes_skipped
@@ -195,6 +194,11 @@ class MonitorService:
             last = list(st.errors)[-1] if st.errors else st.last_error
             log.warning("decode errors on %s: %d frames rejected, %d bytes skipped; last: %s",
                         self.port, st.frames_rejected, st.bytes_skipped, last)
+
+    def _link_stats(self) -> Any:
+        with contextlib.suppress(OSError):  # a stopped listener's socket is closed: no figures
+            return None if self._link is None else self._link.stats
+        return None
 
     def tick(self) -> None:
         """One alarm-engine tick (escalation, delays, overdue NIBP), store commit, publish."""
@@ -430,7 +434,7 @@ class MonitorService:
         return rec.view.build(
             self.clock.now(), rec, port=self.port, driver=self.driver_name, protocol=self.protocol_name,
             simulated=self.simulated, discharged=self.discharged, session_open=self.session_open,
-            link_stats=getattr(self._link, "stats", None), readings_count=rec.readings_count,
+            link_stats=self._link_stats(), readings_count=rec.readings_count,
             readings_stored_mono=rec.readings_stored_mono)
 
 
