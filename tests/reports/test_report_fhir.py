@@ -36,26 +36,31 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, iv_file):
-    """(events as read back from the file when the store exists, bundle dict, script inputs)."""
-    events, inputs = rs.iv_session()
-    if iv_file is not None:
-        from chairside.store import read_session
+    """(events as read back from the file, the default bundle as exported, script inputs)."""
+    from chairside.store import read_session
 
-        out = report_fhir.export(iv_file, tmp_path_factory.mktemp("fhir") / "iv.fhir.json")
-        doc = json.loads(out.read_text(encoding="utf-8"))
-        assert doc["meta"]["tag"][0]["code"]  # the last event's hash travels with the bundle
-        stored = read_session(iv_file).events
-        return stored, doc, inputs
-    numbered = rs.numbered(events)
-    return numbered, json.loads(json.dumps(report_fhir.bundle(numbered))), inputs
+    events, inputs = rs.iv_session()
+    out = report_fhir.export(iv_file, tmp_path_factory.mktemp("fhir") / "iv.fhir.json")
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["meta"]["tag"][0]["code"]  # the last event's hash travels with the bundle
+    stored = read_session(iv_file).events
+    return stored, doc, inputs
+
+
+@pytest.fixture(scope="module")
+def session_all(tmp_path_factory, iv_file, session):
+    """The same with ``--all``: an Observation for every reading."""
+    out = report_fhir.export(iv_file, tmp_path_factory.mktemp("fhir-all") / "iv.fhir.json", all_readings=True)
+    return session[0], json.loads(out.read_text(encoding="utf-8")), session[2]
 
 
 def _resources(doc, rtype):
     return [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == rtype]
 
 
-def test_bundle_validates_with_r4b_models(session):
-    _, doc, _ = session
+@pytest.mark.parametrize("which", ["session", "session_all"])
+def test_bundle_validates_with_r4b_models(which, request):
+    _, doc, _ = request.getfixturevalue(which)
     b = Bundle.model_validate(doc)
     assert b.type == "collection"
     # each resource also validates on its own model (the bundle entry is typed loosely)
@@ -83,14 +88,15 @@ def test_patient_is_pseudonymous_only(session):
     assert pat["identifier"][0]["value"] == inp["patient"]
 
 
-def test_vitals_round_trip_values_times_and_codes(session):
-    events, doc, _ = session
+def test_vitals_round_trip_values_times_and_codes(session_all):
+    events, doc, _ = session_all
     readings = [(r, e) for e in events if isinstance(e, ReadingsRecorded) for r in e.readings]
     assert len(readings) > 1000
     by_key: dict[tuple, list] = {}
     for res in _resources(doc, "Observation"):
         codes = [(c["system"], c["code"]) for c in res["code"].get("coding", [])]
-        if (LOINC, "85354-9") in codes or res["category"][0]["coding"][0]["code"] != "vital-signs":
+        if ((LOINC, "85354-9") in codes or res["category"][0]["coding"][0]["code"] != "vital-signs"
+                or "effectivePeriod" in res):  # panels, scales and the per-minute summaries
             continue
         t = datetime.fromisoformat(res["effectiveDateTime"])
         value = res.get("valueQuantity", {}).get("value")
@@ -173,3 +179,84 @@ def test_export_default_name(tmp_path):
     out = report_fhir.export(db, None)
     assert out == tmp_path / "s.fhir.json" and out.exists()
     Bundle.model_validate(json.loads(out.read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------- the default bundle
+def _singles(doc):
+    """(LOINC code, time, value) of every single vital-sign observation."""
+    out = []
+    for res in _resources(doc, "Observation"):
+        codes = [(c["system"], c["code"]) for c in res["code"].get("coding", [])]
+        if ((LOINC, "85354-9") in codes or res["category"][0]["coding"][0]["code"] != "vital-signs"
+                or "effectivePeriod" in res):
+            continue
+        out.append((codes[0][1], datetime.fromisoformat(res["effectiveDateTime"]),
+                    res.get("valueQuantity", {}).get("value")))
+    return out
+
+
+def test_default_bundle_keeps_every_nibp_and_the_alarm_readings_only(session):
+    events, doc, inp = session
+    readings = [(r, r.time or e.t) for e in events if isinstance(e, ReadingsRecorded) for r in e.readings]
+    singles = set(_singles(doc))
+    loinc = {k[0]: v[0] for k, v in EXPECTED.items()}
+    # every NIBP reading of the script is there, with its value
+    nibp = [(r, t) for r, t in readings if r.param.startswith("nibp_")]
+    assert len(nibp) == 3 * len(inp["nibps"])
+    for r, t in nibp:
+        assert (loinc[r.param], t, r.value) in singles
+    # the SpO2 alarm of the script (raised 51:00, cleared 54:00): each SpO2 reading in it is kept
+    raised = next(e for e in events if e.kind == "alarm_raised" and e.param == "spo2")
+    cleared = next(e for e in events if e.kind == "alarm_cleared" and e.alarm_id == raised.alarm_id)
+    in_alarm = [(r, t) for r, t in readings if r.param == "spo2" and raised.t <= t <= cleared.t]
+    assert len(in_alarm) >= 30  # every 5 s for 3 minutes
+    for r, t in in_alarm:
+        assert (loinc["spo2"], t, r.value) in singles
+    # and the continuous readings far from any alarm are not single observations
+    far = [(r, t) for r, t in readings if r.param == "hr" and t < rs.at(30)]
+    assert far and not any((loinc["hr"], t, r.value) in singles for r, t in far)
+    assert len(singles) < len(readings) / 3
+
+
+def _minute(t):
+    return t.replace(second=0, microsecond=0)
+
+
+def test_per_minute_summaries_match_the_readings(session):
+    """Median, minimum and maximum of each minute, computed here from the readings of the
+    file with the statistics module, against the components of the summary observations."""
+    import statistics
+
+    events, doc, _ = session
+    expected: dict[tuple, list] = {}
+    missing: dict[tuple, int] = {}
+    for e in events:
+        if not isinstance(e, ReadingsRecorded):
+            continue
+        for r in e.readings:
+            if r.param.startswith("nibp_"):
+                continue
+            key = (EXPECTED[(r.param, r.source)][0], _minute(r.time or e.t))
+            if r.valid and r.value is not None:
+                expected.setdefault(key, []).append(r.value)
+            else:
+                missing[key] = missing.get(key, 0) + 1
+    got = {}
+    for res in _resources(doc, "Observation"):
+        if "effectivePeriod" not in res or res["category"][0]["coding"][0]["code"] != "vital-signs":
+            continue
+        start = datetime.fromisoformat(res["effectivePeriod"]["start"])
+        end = datetime.fromisoformat(res["effectivePeriod"]["end"])
+        assert (end - start).total_seconds() == 60
+        key = (res["code"]["coding"][0]["code"], start)
+        assert key not in got, f"two summaries for {key}"
+        got[key] = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in res.get("component", [])}
+        if not got[key]:
+            assert "dataAbsentReason" in res  # a minute with no valid value: absent, never zero
+    assert set(got) == set(expected) | set(missing)
+    for key, values in expected.items():
+        assert got[key] == {"median": statistics.median(values), "minimum": min(values),
+                            "maximum": max(values)}, key
+    # the script's gap (70-72 min) has no SpO2 value: those minutes are absent, not zero
+    gap = [k for k in missing if k not in expected]
+    assert all(got[k] == {} for k in gap)

@@ -1,4 +1,4 @@
-"""``chairside export FILE --format csv|jsonl|html|fhir|rems-json [--out PATH]``.
+"""``chairside export FILE --format csv|jsonl|html|fhir|rems-json [--out PATH] [--all]``.
 
 Owns: the csv and jsonl exports (csv: one row per reading with columns ``t, param, value,
 unit, valid, flags, source, device_time, receive_time``; jsonl: one event per line in
@@ -33,7 +33,7 @@ from chairside.store.schema import sniff
 
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
 # format -> the report module's export(path, out) -> the path written
-REPORTS: dict[str, Callable[[Path, Path | None], Path]] = {"html": html.export, "fhir": fhir.export,
+REPORTS: dict[str, Callable[..., Path]] = {"html": html.export, "fhir": fhir.export,
                                                            "rems-json": rems.export}
 REPORT_SUFFIX = {"html": ".html", "fhir": ".fhir.json", "rems-json": ".rems.json"}  # the exporters' defaults
 FORMATS = ["csv", "jsonl", *REPORTS]
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="session file")
     parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", metavar="PATH", help="output file (csv/jsonl default: stdout)")
+    parser.add_argument("--all", action="store_true",
+                        help="fhir: an Observation for every reading (default: every NIBP, every reading that "
+                             "took part in an alarm, and per-minute summaries of the continuous parameters)")
 
 
 def _iso(dt: Any) -> str:
@@ -122,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if out_path is not None:
         refuse_overwriting_a_record(path, out_path)
     if args.format in REPORTS:
+        if args.all and args.format != "fhir":
+            raise UsageError(f"--all is for --format fhir ({args.format} keeps every reading as it is)")
         try:
-            written = REPORTS[args.format](path, out_path)
+            written = REPORTS[args.format](path, out_path, **({"all_readings": True} if args.all else {}))
         except (SessionFileError, FileNotFoundError, ValueError) as exc:
             # the exporters raise ValueError for bad input (e.g. REMS form of an IV session)
             raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None

@@ -1,489 +1,364 @@
-"""FHIR R4 export of a session: one Bundle (type ``collection``) as plain JSON.
+"""FHIR R4 export of a session: one Bundle (type ``collection``) as plain JSON, written as a
+stream.
 
-Owns: ``bundle(events, template=None) -> dict`` (pure) and ``export(path, out) -> Path`` for
-``chairside export FILE --format fhir``. Builds dicts only; it does not need the
-``fhir.resources`` package (the tests validate the output with its R4B models).
-Must not import: textual, serial, chairside.transport, chairside.alarms, chairside.service.
+Owns: ``bundle(events, *, all_readings=False) -> dict`` (pure, for a list of events),
+``write_bundle`` (the same entries streamed to a text file) and ``export(path, out,
+all_readings=False) -> Path`` for ``chairside export FILE --format fhir [--all]``. Builds
+dicts only; it does not need the ``fhir.resources`` package (the tests validate the output
+with its R4B models).
+Must not import: textual, serial, chairside.transport, chairside.service, chairside.ui.
 
-Resources:
+What a bundle holds:
 - ``Patient``: the pseudonymous identifier only (security label PSEUDED), no name/DOB.
 - ``Encounter``: ambulatory, period = session open .. discharge/close, staff as participants.
-- ``Observation`` (vital-signs) for every reading: LOINC + the device's MDC code as a second
-  coding, UCUM units, ``effectiveDateTime`` = the reading's time (device time, else receive
-  time). Missing values carry ``dataAbsentReason`` (never a zero). A blood-pressure panel
-  (LOINC 85354-9) with components is added for each NIBP measurement, ``derivedFrom`` the
-  single observations.
-  Pulse rate (``pr``): from the oximeter, LOINC 8889-8 "Heart rate by Pulse oximetry" with
-  MDC 149530 (MDC_PULS_OXIM_PULS_RATE); from the cuff, LOINC 8867-4 "Heart rate" (method not
-  specified: LOINC has no NIBP-specific pulse-rate code) with MDC 149546
-  (MDC_PULS_RATE_NON_INV). ECG heart rate (``hr``) is 8867-4 with MDC 147842. So an EHR can
-  tell the ECG rate from the pulse rate, and the oximeter's rate is not counted as a second
-  "heart rate" by a consumer that keys on 8867-4.
-- ``MedicationAdministration`` for each infusion segment (effectivePeriod, rate in mL/h as
-  ``rateQuantity``, mg/kg/h in an extension and the dosage text, mg given in the segment as
-  ``dose``, bag concentration and lot in a contained Medication) and for each rescue drug;
-  non-drug interventions become ``Procedure``.
-- ``Observation`` (survey) for scales (MOAA/S, CADSS, RASS, nausea...) with local text codes
-  (``urn:chairside:scale``: no LOINC codes are asserted for them), discharge scores.
-- ``DetectedIssue`` for each alarm: severity from its priority, identified at raise (period to
-  the clear), acknowledgements/silences/clear as mitigations with who and when.
-Amendments are applied (status ``amended`` and a note quoting the original value).
+- ``Observation`` (vital-signs), one per reading, for: every NIBP reading (with a
+  blood-pressure panel, LOINC 85354-9, ``derivedFrom`` its single observations), every
+  reading entered by staff, and every reading that took part in an alarm (a reading of
+  the alarm's parameter from the alarm's delay before it was raised until it cleared, or
+  the end of the record). With ``all_readings`` (``--all``) every reading is kept.
+  Codes: LOINC + the device's MDC code as a second coding, UCUM units,
+  ``effectiveDateTime`` = the reading's time (device time, else receive time). A missing
+  value carries ``dataAbsentReason`` (never a zero). Pulse rate (``pr``): from the
+  oximeter LOINC 8889-8 with MDC 149530; from the cuff LOINC 8867-4 with MDC 149546; ECG
+  heart rate (``hr``) is 8867-4 with MDC 147842.
+- ``Observation`` per minute and continuous parameter (HR, PR, SpO2 ... everything but
+  NIBP): the parameter's codes, ``effectivePeriod`` = the minute, components median,
+  minimum and maximum of the valid readings (statistic codes of
+  http://hl7.org/fhir/observation-statistics) and their count; a minute with readings but
+  no valid value has ``dataAbsentReason`` instead.
+- ``MedicationAdministration``, ``Procedure``, survey ``Observation``s and ``DetectedIssue``s
+  as in :mod:`chairside.reports.fhir_resources`.
+
+Memory: the record is read twice from the session file, first without readings (the
+clinical events, folded; the alarm windows), then readings batch by batch; each entry is
+written as soon as it is built. What is held is the clinical record, the NIBP panels and
+the open minutes, not the readings.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import statistics
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any
 
-from chairside.domain.events import (
-    AlarmAcknowledged,
-    AlarmCleared,
-    AlarmEscalated,
-    AlarmRaised,
-    AlarmSilenced,
-    BaselineRecorded,
-    DischargeAssessed,
-    InterventionGiven,
-    ObservationRecorded,
-    ReadingsRecorded,
+from chairside.alarms.profile import LimitsError, LimitsProfile, load_profile
+from chairside.domain.events import AlarmRaised, DischargeAssessed, ReadingsRecorded
+from chairside.domain.readings import Reading
+from chairside.domain.state import EMPTY_STATE, SessionState, apply
+from chairside.reports.common import load_template, opened, reading_time, session_end
+from chairside.reports.fhir_resources import (
+    ABSENT,
+    BP_PANEL,
+    LOINC,
+    OBS_CAT,
+    _entry,
+    _id,
+    _iso,
+    _qty,
+    _vital_key,
+    clinical_entries,
+    vital_coding,
 )
-from chairside.store.private import write_private_text
-from chairside.store.session_file import read_session
-from chairside.reports.common import (
-    current,
-    infusion_record,
-    numbered,
-    opened,
-    reading_time,
-    record_state,
-    scale_title,
-    session_end,
-)
+from chairside.store.private import open_private_text
+from chairside.store.session_file import SessionFile
 
-LOINC = "http://loinc.org"
-MDC = "urn:iso:std:iso:11073:10101"
-UCUM = "http://unitsofmeasure.org"
-OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
-ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-SCALE_SYS = "urn:chairside:scale"
-ALARM_SYS = "urn:chairside:alarm-rule"
-ACTION_SYS = "urn:chairside:alarm-action"
-RATE_PER_KG_EXT = "urn:chairside:fhir:StructureDefinition:dose-rate-per-kg"
-_NS = uuid.UUID("6f1d3b1e-6c1a-5f4e-9a53-6368616972e5")
-
-# param (and pr source) -> (LOINC code, LOINC display, MDC code, MDC reference id, UCUM code)
-VITALS: dict[str, tuple[str | None, str, str | None, str, str]] = {
-    "nibp_sys": ("8480-6", "Systolic blood pressure", "150021", "MDC_PRESS_BLD_NONINV_SYS", "mm[Hg]"),
-    "nibp_dia": ("8462-4", "Diastolic blood pressure", "150022", "MDC_PRESS_BLD_NONINV_DIA", "mm[Hg]"),
-    "nibp_map": ("8478-0", "Mean blood pressure", "150023", "MDC_PRESS_BLD_NONINV_MEAN", "mm[Hg]"),
-    "hr": ("8867-4", "Heart rate", "147842", "MDC_ECG_HEART_RATE", "/min"),
-    "pr:spo2": ("8889-8", "Heart rate by Pulse oximetry", "149530", "MDC_PULS_OXIM_PULS_RATE", "/min"),
-    "pr:nibp": ("8867-4", "Heart rate", "149546", "MDC_PULS_RATE_NON_INV", "/min"),
-    "pr": ("8867-4", "Heart rate", None, "", "/min"),
-    "spo2": ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "150456",
-             "MDC_PULS_OXIM_SAT_O2", "%"),
-    "rr": ("9279-1", "Respiratory rate", "151562", "MDC_RESP_RATE", "/min"),
-    "pi": (None, "Perfusion index", "150488", "MDC_PULS_OXIM_PERF_REL", "%"),
-}
-BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
-_ROUTES = {  # SNOMED CT route codes
-    "iv": ("47625008", "Intravenous route"),
-    "in": ("46713006", "Nasal route"),
-    "intranasal": ("46713006", "Nasal route"),
-    "nasal": ("46713006", "Nasal route"),
-}
-_UCUM_DOSE = {"mg": "mg", "mcg": "ug", "ug": "ug", "µg": "ug", "g": "g", "ml": "mL", "l": "L",
-              "mg/kg": "mg/kg", "l/min": "L/min", "units": "[iU]", "iu": "[iU]"}
-_NON_DRUG = ("reassur", "stimulation", "airway", "jaw thrust", "chin lift", "position", "pause", "slow",
-             "ems", "911", "suction", "cooling", "music", "dim light")
-_SEVERITY = {"high": "high", "medium": "moderate", "low": "low"}
+NIBP = ("nibp_sys", "nibp_dia", "nibp_map")
+STATS = "http://hl7.org/fhir/observation-statistics"
+MINUTE = timedelta(minutes=1)
+_VITAL_CAT = [{"coding": [{"system": OBS_CAT, "code": "vital-signs", "display": "Vital Signs"}]}]
 
 
-def _id(session: str, *parts: Any) -> str:
-    return str(uuid.uuid5(_NS, "/".join([session, *map(str, parts)])))
+# ---------------------------------------------------------------------------- pass 1: the record
+@dataclass
+class _Window:
+    params: frozenset[str]
+    start: datetime
+    end: datetime | None  # None: not cleared in the record
 
 
-def _iso(t) -> str | None:
-    return t.isoformat() if t is not None else None
+@dataclass
+class Skeleton:
+    """What the first pass keeps: every event but the readings, the folded state, the alarm
+    windows, and the times of the record."""
+
+    events: list[Any] = field(default_factory=list)
+    state: SessionState = EMPTY_STATE
+    windows: dict[str, _Window] = field(default_factory=dict)
+    first_t: datetime | None = None
+    last_t: datetime | None = None
 
 
-def _vital_key(param: str, source: str) -> str:
-    if param == "pr":
-        s = (source or "").lower()
-        if "spo2" in s or "oxim" in s or "pleth" in s:
-            return "pr:spo2"
-        if "nibp" in s or "cuff" in s:
-            return "pr:nibp"
-        return "pr"
-    return param
+def _alarm_params(ev: AlarmRaised, profile: LimitsProfile | None) -> tuple[frozenset[str], float]:
+    """The parameters an alarm is about and the longest delay of its rule (seconds)."""
+    if profile is not None and ev.rule:
+        for lad in profile.ladder:
+            if lad.name == ev.rule and lad.param is not None:
+                return frozenset({lad.param}), max((t.delay for t in lad.tiers), default=0.0)
+        for comb in profile.combined:
+            if comb.name == ev.rule:
+                params = {t.param for t in comb.when if t.value_from is None}
+                return frozenset(params | ({ev.param} if ev.param else set())), comb.delay_s.value
+    return (frozenset({ev.param}) if ev.param else frozenset()), 0.0
 
 
-def vital_coding(param: str, source: str = "") -> tuple[list[dict[str, str]], str, str]:
-    """(codings, text, UCUM code) for a vital parameter; LOINC first, then MDC."""
-    key = _vital_key(param, source)
-    loinc, disp, mdc, mdc_ref, ucum = VITALS.get(key, (None, param, None, "", ""))
-    coding = []
-    if loinc:
-        coding.append({"system": LOINC, "code": loinc, "display": disp})
-    if mdc:
-        coding.append({"system": MDC, "code": mdc, "display": mdc_ref})
-    if not coding:
-        coding.append({"system": "urn:chairside:param", "code": param, "display": param})
-    return coding, disp, ucum
+def skeleton(events: Iterable[Any]) -> Skeleton:
+    """The first pass over a record whose ``readings_recorded`` events may come without
+    their readings."""
+    sk = Skeleton()
+    profile: LimitsProfile | None = None
+    state = EMPTY_STATE
+    for ev in events:
+        state = apply(state, ev)
+        if sk.first_t is None:
+            sk.first_t = ev.t
+        sk.last_t = ev.t if sk.last_t is None or ev.t > sk.last_t else sk.last_t
+        if isinstance(ev, ReadingsRecorded):
+            sk.events.append(ev.model_copy(update={"readings": ()}) if ev.readings else ev)
+            continue
+        sk.events.append(ev)
+        if ev.kind == "session_opened":
+            template = load_template(ev.protocol)
+            try:
+                profile = load_profile(template.limits_profile if template is not None else "standard")
+            except LimitsError:
+                profile = None
+        elif isinstance(ev, AlarmRaised):
+            params, delay = _alarm_params(ev, profile)
+            sk.windows[ev.alarm_id] = _Window(params, ev.t - timedelta(seconds=delay), None)
+        elif ev.kind == "alarm_cleared" and ev.alarm_id in sk.windows:
+            sk.windows[ev.alarm_id].end = ev.t
+    sk.state = state
+    return sk
 
 
-def _qty(value: float, unit: str, code: str | None = None) -> dict[str, Any]:
-    q: dict[str, Any] = {"value": value, "unit": unit}
-    if code:
-        q["system"] = UCUM
-        q["code"] = code
-    return q
+def _in_alarm(windows: Sequence[_Window], param: str, t: datetime) -> bool:
+    return any(param in w.params and w.start <= t and (w.end is None or t <= w.end) for w in windows)
 
 
-def _entry(resource: dict[str, Any]) -> dict[str, Any]:
-    return {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
+# ---------------------------------------------------------------------------- pass 2: the readings
+@dataclass
+class _Minute:
+    key: str
+    param: str
+    source: str
+    unit: str
+    start: datetime
+    values: list[float] = field(default_factory=list)
+    missing: int = 0
+    flags: set[str] = field(default_factory=set)
 
 
-def _route(route: str) -> dict[str, Any]:
-    r = (route or "").strip()
-    cc: dict[str, Any] = {"text": r or "unspecified"}
-    hit = _ROUTES.get(r.lower())
-    if hit:
-        cc["coding"] = [{"system": "http://snomed.info/sct", "code": hit[0], "display": hit[1]}]
-    return cc
+class _Readings:
+    """Builds the reading entries batch by batch: single observations for the readings that
+    are kept, NIBP panels, and one summary a minute and continuous parameter."""
+
+    def __init__(self, sid: str, subj: dict[str, str], enc: dict[str, str], windows: Sequence[_Window],
+                 all_readings: bool) -> None:
+        self.sid, self.subj, self.enc = sid, subj, enc
+        self.windows = list(windows)
+        self.all = all_readings
+        self.minutes: dict[tuple[str, datetime], _Minute] = {}
+        self.nibp: dict[datetime, dict[str, tuple[str, Reading]]] = {}
+
+    def batch(self, ev: ReadingsRecorded, seq: int) -> Iterator[dict[str, Any]]:
+        for j, r in enumerate(ev.readings):
+            t = reading_time(r, ev)
+            nibp = r.param in NIBP
+            if nibp or r.origin == "manual" or self.all or _in_alarm(self.windows, r.param, t):
+                oid = _id(self.sid, "reading", seq, j)
+                yield _entry(self._single(r, t, oid, f"{seq}.{j}"))
+                if nibp and r.valid and r.value is not None:
+                    self.nibp.setdefault(t, {})[r.param] = (oid, r)
+            if not nibp and r.origin != "manual":
+                yield from self._count(r, t)
+
+    def _single(self, r: Reading, t: datetime, oid: str, ident: str) -> dict[str, Any]:
+        coding, text, ucum = vital_coding(r.param, r.source)
+        obs: dict[str, Any] = {
+            "resourceType": "Observation", "id": oid,
+            "identifier": [{"system": "urn:chairside:reading", "value": ident}],
+            "status": "final", "category": _VITAL_CAT, "code": {"coding": coding, "text": text},
+            "subject": self.subj, "encounter": self.enc, "effectiveDateTime": t.isoformat(),
+            "device": {"display": f"{r.source} ({r.origin})"},
+        }
+        if r.origin == "manual":
+            obs["method"] = {"text": "entered by staff"}
+        if r.valid and r.value is not None:
+            obs["valueQuantity"] = _qty(r.value, r.unit or ucum, ucum or None)
+        else:
+            obs["dataAbsentReason"] = {"coding": [{"system": ABSENT, "code": "error", "display": "Error"}],
+                                       "text": ", ".join(r.flags) or "no value"}
+        if r.flags and r.valid:
+            obs["note"] = [{"text": "flags: " + ", ".join(r.flags)}]
+        return obs
+
+    def _count(self, r: Reading, t: datetime) -> Iterator[dict[str, Any]]:
+        start = t.replace(second=0, microsecond=0)
+        key = _vital_key(r.param, r.source)
+        m = self.minutes.get((key, start))
+        if m is None:
+            # readings come in time order: a minute two behind this one is complete
+            yield from self._flush(lambda k, s: s < start - MINUTE)
+            m = self.minutes[(key, start)] = _Minute(key, r.param, r.source, r.unit, start)
+        if r.valid and r.value is not None:
+            m.values.append(r.value)
+        else:
+            m.missing += 1
+            m.flags.update(r.flags)
+
+    def _flush(self, due: Callable[[str, datetime], bool]) -> Iterator[dict[str, Any]]:
+        for k in [k for k in self.minutes if due(*k)]:
+            yield _entry(self._summary(self.minutes.pop(k)))
+
+    def _summary(self, m: _Minute) -> dict[str, Any]:
+        coding, text, ucum = vital_coding(m.param, m.source)
+        unit = m.unit or ucum
+        obs: dict[str, Any] = {
+            "resourceType": "Observation", "id": _id(self.sid, "minute", m.key, m.start.isoformat()),
+            "identifier": [{"system": "urn:chairside:minute", "value": f"{m.key}@{m.start.isoformat()}"}],
+            "status": "final", "category": _VITAL_CAT,
+            "code": {"coding": coding, "text": f"{text}, 1-minute summary"},
+            "subject": self.subj, "encounter": self.enc,
+            "effectivePeriod": {"start": m.start.isoformat(), "end": (m.start + MINUTE).isoformat()},
+        }
+        n = len(m.values) + m.missing
+        if m.values:
+            stats = (("median", "Median", statistics.median(m.values)), ("minimum", "Minimum", min(m.values)),
+                     ("maximum", "Maximum", max(m.values)))
+            obs["component"] = [{"code": {"coding": [{"system": STATS, "code": code, "display": disp}],
+                                          "text": f"{text} {code}"},
+                                 "valueQuantity": _qty(v, unit, ucum or None)} for code, disp, v in stats]
+        else:
+            obs["dataAbsentReason"] = {"coding": [{"system": ABSENT, "code": "error", "display": "Error"}],
+                                       "text": ", ".join(sorted(m.flags)) or "no value"}
+        note = f"{n} readings in the minute, {len(m.values)} with a value"
+        if m.missing:
+            note += f"; {m.missing} without" + (f" ({', '.join(sorted(m.flags))})" if m.flags else "")
+        obs["note"] = [{"text": note}]
+        return obs
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        yield from self._flush(lambda k, s: True)
+        for t, parts in sorted(self.nibp.items(), key=lambda kv: kv[0]):
+            comps = []
+            for p in NIBP:
+                if p in parts:
+                    coding, text, ucum = vital_coding(p)
+                    comps.append({"code": {"coding": coding, "text": text},
+                                  "valueQuantity": _qty(parts[p][1].value, parts[p][1].unit or ucum, ucum)})
+            yield _entry({
+                "resourceType": "Observation", "id": _id(self.sid, "bp-panel", t.isoformat()),
+                "status": "final", "category": _VITAL_CAT,
+                "code": {"coding": [{"system": LOINC, "code": BP_PANEL[0], "display": BP_PANEL[1]}],
+                         "text": "Blood pressure (NIBP)"},
+                "subject": self.subj, "encounter": self.enc, "effectiveDateTime": t.isoformat(),
+                "component": comps,
+                "derivedFrom": [{"reference": f"urn:uuid:{parts[p][0]}"} for p in NIBP if p in parts],
+            })
 
 
-def bundle(events: Sequence[Any], template: Any = None) -> dict[str, Any]:
-    """The FHIR R4 Bundle of a session (pure: events -> dict ready for ``json.dumps``)."""
-    evs = list(events)
-    nums = numbered(evs)
-    state = record_state(evs)
-    op = opened(state)
+# ---------------------------------------------------------------------------- the bundle
+def _head(sk: Skeleton) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """(session id, bundle header without entries, the Patient and Encounter entries)."""
+    op = opened(sk.state)
     sid = op.session_id if op else "unknown-session"
     pid = op.patient_id if op else "unknown"
-    t0 = evs[0].t if evs else None
-    t_end = session_end(evs)
-    entries: list[dict[str, Any]] = []
-
-    patient_id = _id(sid, "patient")
+    patient_id, enc_id = _id(sid, "patient"), _id(sid, "encounter")
     patient = {
-        "resourceType": "Patient",
-        "id": patient_id,
+        "resourceType": "Patient", "id": patient_id,
         "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
                                "code": "PSEUDED", "display": "pseudonymized"}]},
         "identifier": [{"system": "urn:chairside:patient-pseudonym", "value": pid}],
     }
-    entries.append(_entry(patient))
-    subj = {"reference": f"urn:uuid:{patient_id}"}
-
-    closed = any(e.kind in ("session_closed",) for e in evs) or any(
-        isinstance(e, DischargeAssessed) and e.discharged for e in evs)
-    enc_id = _id(sid, "encounter")
+    closed = sk.state.closed or any(isinstance(e, DischargeAssessed) and e.discharged for e in sk.events)
+    t_end = session_end(sk.events)
     encounter: dict[str, Any] = {
-        "resourceType": "Encounter",
-        "id": enc_id,
+        "resourceType": "Encounter", "id": enc_id,
         "identifier": [{"system": "urn:chairside:session", "value": sid}],
         "status": "finished" if closed else "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB",
                   "display": "ambulatory"},
         "type": [{"text": f"ketamine session, protocol {op.protocol if op else '?'}"}],
-        "subject": subj,
-        "period": {k: v for k, v in (("start", _iso(t0)), ("end", _iso(t_end) if closed else None)) if v},
+        "subject": {"reference": f"urn:uuid:{patient_id}"},
+        "period": {k: v for k, v in (("start", _iso(sk.first_t)), ("end", _iso(t_end) if closed else None)) if v},
     }
     if op and op.staff:
         encounter["participant"] = [{"individual": {"display": s}} for s in op.staff]
     if op and (op.simulated or op.training):
-        encounter["meta"] = {"tag": [{"system": "urn:chairside:tag", "code": "simulated" if op.simulated else "training"}]}
-    entries.append(_entry(encounter))
-    enc = {"reference": f"urn:uuid:{enc_id}"}
-    vital_cat = [{"coding": [{"system": OBS_CAT, "code": "vital-signs", "display": "Vital Signs"}]}]
-    survey_cat = [{"coding": [{"system": OBS_CAT, "code": "survey", "display": "Survey"}]}]
-
-    # ---- vitals
-    nibp: dict[Any, dict[str, tuple[str, Any]]] = {}
-    for i, raw in enumerate(evs):
-        if not isinstance(raw, ReadingsRecorded):
-            continue
-        s = nums[i][0]
-        for j, r in enumerate(raw.readings):
-            coding, text, ucum = vital_coding(r.param, r.source)
-            oid = _id(sid, "reading", s, j)
-            t = reading_time(r, raw)
-            obs: dict[str, Any] = {
-                "resourceType": "Observation",
-                "id": oid,
-                "identifier": [{"system": "urn:chairside:reading", "value": f"{s}.{j}"}],
-                "status": "final",
-                "category": vital_cat,
-                "code": {"coding": coding, "text": text},
-                "subject": subj,
-                "encounter": enc,
-                "effectiveDateTime": t.isoformat(),
-                "device": {"display": f"{r.source} ({r.origin})"},
-            }
-            if r.origin == "manual":
-                obs["method"] = {"text": "entered by staff"}
-            if r.valid and r.value is not None:
-                obs["valueQuantity"] = _qty(r.value, r.unit or ucum, ucum or None)
-            else:
-                obs["dataAbsentReason"] = {"coding": [{"system": ABSENT, "code": "error", "display": "Error"}],
-                                           "text": ", ".join(r.flags) or "no value"}
-            if r.flags and r.valid:
-                obs["note"] = [{"text": "flags: " + ", ".join(r.flags)}]
-            entries.append(_entry(obs))
-            if r.param in ("nibp_sys", "nibp_dia", "nibp_map") and r.valid and r.value is not None:
-                nibp.setdefault(t, {})[r.param] = (oid, r)
-    for t, parts in sorted(nibp.items(), key=lambda kv: kv[0]):
-        comps = []
-        for p in ("nibp_sys", "nibp_dia", "nibp_map"):
-            if p in parts:
-                coding, text, ucum = vital_coding(p)
-                comps.append({"code": {"coding": coding, "text": text},
-                              "valueQuantity": _qty(parts[p][1].value, parts[p][1].unit or ucum, ucum)})
-        entries.append(_entry({
-            "resourceType": "Observation",
-            "id": _id(sid, "bp-panel", t.isoformat()),
-            "status": "final",
-            "category": vital_cat,
-            "code": {"coding": [{"system": LOINC, "code": BP_PANEL[0], "display": BP_PANEL[1]}],
-                     "text": "Blood pressure (NIBP)"},
-            "subject": subj,
-            "encounter": enc,
-            "effectiveDateTime": t.isoformat(),
-            "component": comps,
-            "derivedFrom": [{"reference": f"urn:uuid:{parts[p][0]}"} for p in ("nibp_sys", "nibp_dia", "nibp_map") if p in parts],
-        }))
-
-    # ---- infusion segments
-    rec = infusion_record(evs, state)
-    for k, seg in enumerate(rec.segments):
-        med = {"resourceType": "Medication", "id": "med", "code": {"text": seg.drug}}
-        if seg.concentration_mg_ml:
-            med["ingredient"] = [{"itemCodeableConcept": {"text": seg.drug}, "strength": {
-                "numerator": _qty(seg.concentration_mg_ml, "mg", "mg"), "denominator": _qty(1, "mL", "mL")}}]
-        if seg.lot:
-            med["batch"] = {"lotNumber": seg.lot}
-        mg = seg.mg(rec.weight_kg)
-        mgh = seg.rate_mg_kg_h * rec.weight_kg if rec.weight_kg else None
-        text = (f"{seg.rate_mg_kg_h:g} mg/kg/h" + (f" = {mgh:.2f} mg/h" if mgh is not None else "")
-                + f" = {seg.rate_ml_h:g} mL/h" + (f" of {seg.concentration_mg_ml:g} mg/mL" if seg.concentration_mg_ml else ""))
-        ma: dict[str, Any] = {
-            "resourceType": "MedicationAdministration",
-            "id": _id(sid, "infusion", seg.seq),
-            "identifier": [{"system": "urn:chairside:event", "value": str(seg.seq)}],
-            "contained": [med],
-            "status": "completed" if seg.end is not None else "in-progress",
-            "medicationReference": {"reference": "#med", "display": seg.drug},
-            "subject": subj,
-            "context": enc,
-            "effectivePeriod": {k2: v for k2, v in (("start", _iso(seg.start)), ("end", _iso(seg.end))) if v},
-            "dosage": {
-                "text": text,
-                "route": _route(seg.route),
-                "rateQuantity": _qty(seg.rate_ml_h, "mL/h", "mL/h"),
-                "extension": [{"url": RATE_PER_KG_EXT, "valueQuantity": _qty(seg.rate_mg_kg_h, "mg/kg/h", "mg/kg/h")}],
-            },
-        }
-        if seg.end is not None:
-            ma["dosage"]["dose"] = _qty(round(mg, 4), "mg", "mg")
-        note = [f"segment {k + 1} of {len(rec.segments)}, began with {seg.kind.replace('_', ' ')}"]
-        if seg.reason:
-            note.append(f"reason: {seg.reason}")
-        ma["note"] = [{"text": "; ".join(note)}]
-        entries.append(_entry(ma))
-
-    # ---- interventions, scales, discharge, alarms
-    alarms: dict[str, dict[str, Any]] = {}
-    for i, raw in enumerate(evs):
-        s = nums[i][0]
-        e = current(state, s, raw)
-        am = state.amendments.get(s, ())
-        status = "amended" if am else "final"
-        am_note = [{"text": f"amended by event {a.seq}: " + ", ".join(
-            f"{k} was {getattr(raw, k, None)!r}, now {v!r}" for k, v in a.replacement.items()) + f" ({a.reason})"}
-            for a in am]
-        if isinstance(e, InterventionGiven):
-            name = e.drug.lower()
-            performer = [{"actor": {"display": e.given_by or e.author}}]
-            if e.dose is None and any(w in name for w in _NON_DRUG):
-                res: dict[str, Any] = {
-                    "resourceType": "Procedure", "id": _id(sid, "intervention", s),
-                    "identifier": [{"system": "urn:chairside:event", "value": str(s)}],
-                    "status": "completed", "code": {"text": e.drug}, "subject": subj, "encounter": enc,
-                    "performedDateTime": e.t.isoformat(), "performer": performer,
-                }
-                if e.reason:
-                    res["reasonCode"] = [{"text": e.reason}]
-                notes = ([{"text": f"response: {e.response}"}] if e.response else []) + am_note
-                if notes:
-                    res["note"] = notes
-            else:
-                med = {"resourceType": "Medication", "id": "med", "code": {"text": e.drug}}
-                if e.lot:
-                    med["batch"] = {"lotNumber": e.lot}
-                dosage: dict[str, Any] = {"route": _route(e.route)}
-                if e.dose is not None:
-                    unit = e.dose_unit or "1"
-                    dosage["dose"] = _qty(e.dose, unit, _UCUM_DOSE.get(unit.lower()))
-                res = {
-                    "resourceType": "MedicationAdministration", "id": _id(sid, "intervention", s),
-                    "identifier": [{"system": "urn:chairside:event", "value": str(s)}],
-                    "contained": [med], "status": "completed",
-                    "medicationReference": {"reference": "#med", "display": e.drug},
-                    "subject": subj, "context": enc, "effectiveDateTime": e.t.isoformat(),
-                    "performer": performer, "dosage": dosage,
-                }
-                if e.reason:
-                    res["reasonCode"] = [{"text": e.reason}]
-                notes = []
-                if e.ordered_by:
-                    notes.append({"text": f"ordered by {e.ordered_by}"})
-                if e.response:
-                    notes.append({"text": f"response: {e.response}"})
-                notes += am_note
-                if notes:
-                    res["note"] = notes
-            entries.append(_entry(res))
-        elif isinstance(e, ObservationRecorded):
-            res = {
-                "resourceType": "Observation", "id": _id(sid, "observation", s),
-                "identifier": [{"system": "urn:chairside:event", "value": str(s)}],
-                "status": status, "category": survey_cat,
-                "code": {"coding": [{"system": SCALE_SYS, "code": e.scale, "display": scale_title(e.scale)}],
-                         "text": scale_title(e.scale)},
-                "subject": subj, "encounter": enc, "effectiveDateTime": e.t.isoformat(),
-                "performer": [{"display": e.author}],
-            }
-            if e.score is not None:
-                res["valueQuantity"] = _qty(e.score, "score", "{score}")
-            elif e.text:
-                res["valueString"] = e.text
-            else:
-                res["dataAbsentReason"] = {"coding": [{"system": ABSENT, "code": "unknown"}]}
-            comps = []
-            for k, v in e.items.items():
-                c: dict[str, Any] = {"code": {"coding": [{"system": SCALE_SYS, "code": f"{e.scale}.{k}"}], "text": str(k)}}
-                if isinstance(v, bool):
-                    c["valueBoolean"] = v
-                elif isinstance(v, int):
-                    c["valueInteger"] = v
-                elif isinstance(v, float):
-                    c["valueQuantity"] = _qty(v, "score", "{score}")
-                else:
-                    c["valueString"] = str(v)
-                comps.append(c)
-            if comps:
-                res["component"] = comps
-            notes = ([{"text": e.text}] if e.text and e.score is not None else []) + am_note
-            if notes:
-                res["note"] = notes
-            entries.append(_entry(res))
-        elif isinstance(e, BaselineRecorded):
-            for scale, v in (("moaas", e.moaas), ("cadss", e.cadss)):
-                if v is None:
-                    continue
-                entries.append(_entry({
-                    "resourceType": "Observation", "id": _id(sid, "baseline", s, scale),
-                    "identifier": [{"system": "urn:chairside:event", "value": f"{s}.{scale}"}],
-                    "status": status, "category": survey_cat,
-                    "code": {"coding": [{"system": SCALE_SYS, "code": scale, "display": scale_title(scale)}],
-                             "text": f"{scale_title(scale)} (baseline)"},
-                    "subject": subj, "encounter": enc, "effectiveDateTime": e.t.isoformat(),
-                    "valueQuantity": _qty(v, "score", "{score}"),
-                    **({"note": am_note} if am_note else {}),
-                }))
-        elif isinstance(e, DischargeAssessed):
-            for scale, items, total in (("aldrete", e.aldrete, e.aldrete_total), ("padss", e.padss, e.padss_total)):
-                if total is None and not items:
-                    continue
-                res = {
-                    "resourceType": "Observation", "id": _id(sid, "discharge", s, scale),
-                    "identifier": [{"system": "urn:chairside:event", "value": f"{s}.{scale}"}],
-                    "status": status, "category": survey_cat,
-                    "code": {"coding": [{"system": SCALE_SYS, "code": scale, "display": scale_title(scale)}],
-                             "text": scale_title(scale)},
-                    "subject": subj, "encounter": enc, "effectiveDateTime": e.t.isoformat(),
-                    "performer": [{"display": e.author}],
-                }
-                if total is not None:
-                    res["valueQuantity"] = _qty(total, "score", "{score}")
-                else:
-                    res["dataAbsentReason"] = {"coding": [{"system": ABSENT, "code": "unknown"}]}
-                if items:
-                    res["component"] = [{"code": {"coding": [{"system": SCALE_SYS, "code": f"{scale}.{k}"}], "text": k},
-                                         "valueInteger": int(v)} for k, v in items.items()]
-                notes = [{"text": ("criteria met" if e.criteria_met else "criteria not met")
-                          + (": " + "; ".join(e.blocked_reasons) if e.blocked_reasons else "")
-                          + ("; discharged" if e.discharged else "")}] + am_note
-                res["note"] = notes
-                entries.append(_entry(res))
-        elif isinstance(e, AlarmRaised):
-            detail = (f"{e.priority} priority {e.alarm_class} alarm"
-                      + (f": {e.param} {e.value:g}" if e.param and e.value is not None else (f": {e.param}" if e.param else ""))
-                      + (f" (limit {e.limit:g} {e.source_tag})" if e.limit is not None else "")
-                      + (f" — {e.message}" if e.message else ""))
-            alarms[e.alarm_id] = {
-                "resourceType": "DetectedIssue", "id": _id(sid, "alarm", e.alarm_id, s),
-                "identifier": [{"system": "urn:chairside:alarm", "value": e.alarm_id}],
-                "status": "final",
-                "code": {"coding": [{"system": ALARM_SYS, "code": e.rule or e.alarm_id}], "text": e.message or e.rule or e.alarm_id},
-                "severity": _SEVERITY.get(e.priority, "low"),
-                "patient": subj,
-                "identifiedDateTime": e.t.isoformat(),
-                "detail": detail,
-                "mitigation": [],
-                "_escalations": [],
-            }
-        elif isinstance(e, (AlarmAcknowledged, AlarmSilenced, AlarmCleared, AlarmEscalated)):
-            di = alarms.get(e.alarm_id)
-            if di is None:
-                continue
-            if isinstance(e, AlarmEscalated):
-                di["_escalations"].append(f"{e.t.isoformat()} {e.from_priority}->{e.to_priority}"
-                                          + (" re-announced" if e.reannounce else "") + (f" ({e.reason})" if e.reason else ""))
-                if not e.reannounce:
-                    di["severity"] = _SEVERITY.get(e.to_priority, di["severity"])
-                continue
-            if isinstance(e, AlarmAcknowledged):
-                code, text, who = "acknowledged", "acknowledged", e.by or e.author
-            elif isinstance(e, AlarmSilenced):
-                code = e.mode
-                text = e.mode.replace("_", " ") + (f" {e.duration_s:g} s" if e.duration_s else "")
-                who = e.by or e.author
-            else:
-                code, text, who = "cleared", "cleared" + (f": {e.reason}" if e.reason else ""), e.author
-            di["mitigation"].append({"action": {"coding": [{"system": ACTION_SYS, "code": code}], "text": text},
-                                     "date": e.t.isoformat(), "author": {"display": who}})
-    for di in alarms.values():
-        esc = di.pop("_escalations")
-        if esc:
-            di["detail"] += "; escalations: " + "; ".join(esc)
-        if not di["mitigation"]:
-            di.pop("mitigation")
-        entries.append(_entry(di))
-
-    last_t = max((e.t for e in evs), default=None)
-    b: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "id": _id(sid, "bundle"),
-        "identifier": {"system": "urn:chairside:session", "value": sid},
-        "type": "collection",
-        "entry": entries,
-    }
-    if last_t is not None:
-        b["timestamp"] = last_t.isoformat()
-    return b
+        encounter["meta"] = {"tag": [{"system": "urn:chairside:tag",
+                                      "code": "simulated" if op.simulated else "training"}]}
+    head: dict[str, Any] = {"resourceType": "Bundle", "id": _id(sid, "bundle"),
+                            "identifier": {"system": "urn:chairside:session", "value": sid}, "type": "collection"}
+    if sk.last_t is not None:
+        head["timestamp"] = sk.last_t.isoformat()
+    return sid, head, [_entry(patient), _entry(encounter)]
 
 
-def export(path: Path, out: Path | None = None) -> Path:
-    """Write the FHIR R4 Bundle of a session file as JSON; default ``<file>.fhir.json``."""
+def entries(sk: Skeleton, reading_batches: Iterable[tuple[int, ReadingsRecorded]], *,
+            all_readings: bool = False) -> Iterator[dict[str, Any]]:
+    """Every entry of the bundle after the Patient and the Encounter: the clinical record,
+    then the readings (``reading_batches``: (seq, event) with readings filled in)."""
+    op = opened(sk.state)
+    sid = op.session_id if op else "unknown-session"
+    subj = {"reference": f"urn:uuid:{_id(sid, 'patient')}"}
+    enc = {"reference": f"urn:uuid:{_id(sid, 'encounter')}"}
+    yield from clinical_entries(sk.events, sk.state, sid, subj, enc)
+    rd = _Readings(sid, subj, enc, list(sk.windows.values()), all_readings)
+    for seq, ev in reading_batches:
+        yield from rd.batch(ev, seq)
+    yield from rd.finish()
+
+
+def bundle(events: Sequence[Any], template: Any = None, *, all_readings: bool = False) -> dict[str, Any]:
+    """The FHIR R4 Bundle of a list of events (pure; ``template`` is not needed and kept for
+    callers that pass one)."""
+    evs = list(events)
+    sk = skeleton(evs)
+    _sid, head, first = _head(sk)
+    batches = ((e.seq if e.seq >= 0 else i + 1, e) for i, e in enumerate(evs) if isinstance(e, ReadingsRecorded))
+    return {**head, "entry": first + list(entries(sk, batches, all_readings=all_readings))}
+
+
+def write_bundle(out: IO[str], head: dict[str, Any], items: Iterable[dict[str, Any]]) -> int:
+    """Stream a Bundle: the header's fields, then each entry as it comes. Returns the count."""
+    text = json.dumps(head, ensure_ascii=False)
+    out.write(text[:-1] + ', "entry": [\n')
+    n = 0
+    for item in items:
+        if n:
+            out.write(",\n")
+        out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        n += 1
+    out.write("\n]}\n")
+    return n
+
+
+def export(path: Path, out: Path | None = None, *, all_readings: bool = False) -> Path:
+    """Write the FHIR R4 Bundle of a session file as JSON; default ``<file>.fhir.json``.
+    The file is verified when it is opened, then read twice as a stream (see the module)."""
     path = Path(path)
-    loaded = read_session(path)
-    doc = bundle(loaded.events)
-    if loaded.last_hash:
-        doc.setdefault("meta", {})["tag"] = [{"system": "urn:chairside:last-event-hash", "code": loaded.last_hash}]
     out = Path(out) if out else path.with_suffix(".fhir.json")
-    write_private_text(out, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    sf = SessionFile.open(path, readonly=True)
+    try:
+        sk = skeleton(sf.iter_events(readings=False))
+        _sid, head, first = _head(sk)
+        if sf.last_hash:
+            head["meta"] = {"tag": [{"system": "urn:chairside:last-event-hash", "code": sf.last_hash}]}
+        batches = ((e.seq, e) for e in sf.iter_events() if isinstance(e, ReadingsRecorded))
+        with open_private_text(out) as f:
+            write_bundle(f, head, _chain(first, entries(sk, batches, all_readings=all_readings)))
+    finally:
+        sf.close()
     return out
+
+
+def _chain(first: list[dict[str, Any]], rest: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield from first
+    yield from rest
+
+
+__all__ = ["bundle", "entries", "export", "skeleton", "vital_coding", "write_bundle"]

@@ -41,7 +41,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -498,6 +498,24 @@ class SessionFile:
             out.append(decode_event(body, decode_readings(decompress(data)) if data is not None else None))
         out.extend(tail)
         return out
+
+    def iter_events(self, *, readings: bool = True, batch: int = 512) -> Iterator[Any]:
+        """Every committed event in seq order, one at a time (bounded memory for a reader of a
+        long session). With ``readings=False`` a ``readings_recorded`` event comes without its
+        readings (its ``count`` still says how many there are), and no reading is decoded."""
+        with self._lock:
+            self._check_open()
+            durable = self._durable_seq
+        sql = ("SELECT e.seq, e.body, r.data FROM events e LEFT JOIN readings r ON r.batch_seq = e.seq "
+               "WHERE e.seq <= ? ORDER BY e.seq") if readings else (
+               "SELECT seq, body, NULL FROM events WHERE seq <= ? ORDER BY seq")
+        cur = self._con.execute(sql, (durable,))
+        try:
+            while rows := cur.fetchmany(batch):
+                for _seq, body, data in rows:
+                    yield decode_event(body, decode_readings(decompress(data)) if data is not None else None)
+        finally:
+            cur.close()
 
     def readings(self, param: str | None = None) -> list[Reading]:
         """Committed readings in order (and any held in memory), optionally of one param.
