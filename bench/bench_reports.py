@@ -1,82 +1,133 @@
-"""Report benchmarks: HTML report, FHIR bundle and REMS fields of a long session.
+"""Report benchmarks: the whole ``chairside export`` command (read + render + write) on a
+4-hour 1 Hz session file, its wall time and its peak memory.
 
     .venv/bin/python bench/bench_reports.py [--quick]
 
-Builds a session in memory (1-Hz HR, PR and SpO2 with one ``readings_recorded`` event per
-second, as the store's group commit writes them, NIBP every 5 min, a few clinical events) and
-prints the median time to render each report, its size, and the events handled per second.
-Target: a 2-hour session's HTML report in well under 10 s on a 2-core machine (a nurse
-waits for it at discharge).
+Builds a session file through the store (HR, PR and SpO2 every second in one
+``readings_recorded`` event per second, as the store's group commit writes them, NIBP every
+5 min, an infusion, observations every 15 min, one SpO2 alarm), then runs
+``chairside export FILE --format fhir`` (and ``--all``), ``--format html`` and
+``--format rems-json``... each in a fresh process, several times, and prints the median
+wall time of the command (Python start-up included) and its peak memory (max RSS of the
+process, from ``wait4``). With Chromium at /usr/bin/chromium it also prints the number of
+pages the HTML record prints on (A4, the browser's PDF).
+Targets (issue 17, 4-hour session): FHIR <= 3 s and <= 200 MB peak; HTML <= 2 s; the
+printed HTML record <= 12 pages.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from chairside.domain import events as ev
-from chairside.domain.readings import Reading
-from chairside.reports import fhir as report_fhir, html as report_html, rems as report_rems
+from chairside.domain.clock import ManualClock
+from chairside.store import SessionFile
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "reports"))
 
-def build(hours: float) -> list:
-    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    out: list = [ev.SessionOpened(t=t0, author="KB", session_id="BENCH", patient_id="P-B", weight_kg=70,
-                                  protocol="iv-ketamine-depression", staff=("KB",))]
-    n = int(hours * 3600)
-    start, stop = min(600, n // 4), min(n - 1, 600 + 2400)  # a record the state accepts: started before stopped
-    for k in range(1, n):
-        t = t0 + timedelta(seconds=k)
-        rs = [Reading(param="hr", value=70 + (k % 7), unit="bpm", device_time=t, source="ecg"),
-              Reading(param="pr", value=70 + (k % 5), unit="bpm", device_time=t, source="spo2"),
-              Reading(param="spo2", value=97 - (k % 3), unit="%", device_time=t, source="spo2")]
-        if k % 300 == 0:
-            rs += [Reading(param="nibp_sys", value=120 + (k % 40), unit="mmHg", device_time=t, source="nibp"),
-                   Reading(param="nibp_dia", value=75 + (k % 20), unit="mmHg", device_time=t, source="nibp"),
-                   Reading(param="nibp_map", value=90 + (k % 25), unit="mmHg", device_time=t, source="nibp")]
-        out.append(ev.ReadingsRecorded(t=t, author="DEV", readings=tuple(rs), count=len(rs)))
-        if k == start:
-            out.append(ev.PhaseChanged(t=t, from_phase="pre_infusion", to_phase="infusion"))
-            out.append(ev.InfusionStarted(t=t, author="KB", concentration_mg_ml=0.35, rate_mg_kg_h=0.75,
-                                          rate_ml_h=150, lot="L1"))
-        if k == stop:
-            out.append(ev.InfusionStopped(t=t, author="KB"))
-            out.append(ev.PhaseChanged(t=t, from_phase="infusion", to_phase="recovery"))
-        if k % 900 == 0:
-            out.append(ev.ObservationRecorded(t=t, author="KB", scale="moaas", score=5))
-    out.append(ev.SessionClosed(t=t0 + timedelta(seconds=n)))
-    return [e.model_copy(update={"seq": i + 1}) for i, e in enumerate(out)]
+from report_scenario import long_session as build  # noqa: E402
+
+TARGETS = {"fhir": (3.0, 200.0), "html": (2.0, None)}
+MAX_PAGES = 12
+CHROMIUM = Path("/usr/bin/chromium")
 
 
-def timeit(fn, runs: int) -> tuple[float, object]:
-    times, res = [], None
-    for _ in range(runs):
-        a = time.perf_counter()
-        res = fn()
-        times.append(time.perf_counter() - a)
-    return statistics.median(times), res
+def write(path: Path, events: list) -> None:
+    t0 = events[0].t
+    clock = ManualClock(t0)
+    sf = SessionFile.create(path, events[0], clock)
+    try:
+        for e in events[1:]:
+            clock.set(max(clock.monotonic(), (e.t - t0).total_seconds()))
+            sf.append(e)
+        sf.flush()
+    finally:
+        sf.close()
+
+
+# The command runs in a fresh interpreter that reports its own high-water mark (VmHWM) as it
+# exits: the max RSS that wait4 gives a child includes its parent's memory at the fork.
+_CHILD = """import atexit, sys
+def _hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            print('BENCH-VMHWM-KB', line.split()[1], file=sys.stderr)
+atexit.register(_hwm)
+from chairside.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run(args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds user + system) of one command in a fresh
+    process. On a shared machine the wall time includes waiting for a core: the CPU time
+    and the load average printed beside it say how much."""
+    a = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - a
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode() if p.stderr else ""
+    if p.returncode != 0:
+        raise SystemExit(f"chairside {' '.join(args)}: exit {p.returncode}: {err[-500:]}")
+    hwm = re.search(r"BENCH-VMHWM-KB (\d+)", err)
+    return wall, (int(hwm.group(1)) / 1024.0 if hwm else float("nan")), usage.ru_utime + usage.ru_stime
+
+
+def pdf_pages(html: Path, work: Path) -> int | None:
+    """Pages of the HTML record printed to PDF by headless Chromium (None without it)."""
+    if not CHROMIUM.exists():
+        return None
+    pdf = work / "record.pdf"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    f"--user-data-dir={work / 'profile'}", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", html.resolve().as_uri()],
+                   capture_output=True, timeout=120)
+    if not pdf.exists():
+        return None
+    return len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes()))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10-minute session, one run (smoke test)")
     args = ap.parse_args()
-    hours, runs = (1 / 6, 1) if args.quick else (2.0, 3)
-    events = build(hours)
-    n = len(events)
-    readings = sum(len(e.readings) for e in events if e.kind == "readings_recorded")
-    print(f"session: {hours:g} h, {n} events, {readings} readings")
-    t, html = timeit(lambda: report_html.render(events, last_hash="0" * 64), runs)
-    print(f"html render   median {t:7.3f} s  {len(html) / 1e6:6.2f} MB  {n / t:10.0f} events/s")
-    t, b = timeit(lambda: report_fhir.bundle(events), runs)
-    t2, js = timeit(lambda: json.dumps(b), runs)
-    print(f"fhir bundle   median {t:7.3f} s  {len(b['entry'])} resources  {readings / t:10.0f} readings/s;"
-          f" json {t2:.3f} s {len(js) / 1e6:.1f} MB")
-    t, _ = timeit(lambda: report_rems.fields(events), runs)
-    print(f"rems fields   median {t:7.3f} s")
+    hours, runs = (1 / 6, 1) if args.quick else (4.0, 3)
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        session = work / "long.chairside"
+        a = time.perf_counter()
+        events = build(hours)
+        write(session, events)
+        readings = sum(len(e.readings) for e in events if e.kind == "readings_recorded")
+        del events
+        print(f"session: {hours:g} h at 1 Hz, {readings} readings, file {session.stat().st_size / 1e6:.1f} MB "
+              f"(built in {time.perf_counter() - a:.1f} s)")
+        cases = [("fhir", ["--format", "fhir"], work / "s.fhir.json"),
+                 ("fhir --all", ["--format", "fhir", "--all"], work / "s-all.fhir.json"),
+                 ("html", ["--format", "html"], work / "s.html")]
+        for name, fmt, out in cases:
+            res = [run(["export", str(session), *fmt, "--out", str(out)]) for _ in range(runs)]
+            wall = statistics.median(r[0] for r in res)
+            peak = max(r[1] for r in res)
+            cpu = statistics.median(r[2] for r in res)
+            target = TARGETS.get(name, (None, None))
+            tt = f"  (target <= {target[0]:g} s" + (f", <= {target[1]:g} MB" if target[1] else "") + ")" \
+                if target[0] else ""
+            print(f"export {name:<11} median {wall:6.2f} s wall, {cpu:5.2f} s CPU  peak {peak:6.1f} MB  "
+                  f"output {out.stat().st_size / 1e6:6.2f} MB{tt}")
+        print(f"load average during the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        pages = pdf_pages(work / "s.html", work)
+        print(f"html printed pages: {pages if pages is not None else 'n/a (no /usr/bin/chromium)'}"
+              f"  (target <= {MAX_PAGES})")
     return 0
 
 

@@ -234,6 +234,46 @@ def write_session(path: Path, events: list[Any]) -> bool:
     return True
 
 
+def long_session(hours: float) -> list:
+    """A long session at 1 Hz, as the benchmarks and the page-count test use it: HR, PR and
+    SpO2 every second in one batch a second, NIBP every 5 min, an infusion from 10 min to
+    50 min, an SpO2 dip of two minutes with its alarm, MOAA/S every 15 min (numbered from 1)."""
+    out: list = [ev.SessionOpened(t=T0, author="KB", session_id="BENCH", patient_id="P-B", weight_kg=70,
+                                  protocol="iv-ketamine-depression", staff=("KB",))]
+    n = int(hours * 3600)
+    start, stop = min(600, n // 4), min(n - 1, 600 + 2400)
+    alarm = (start + 300, start + 420)  # an SpO2 dip of two minutes during the infusion
+    for k in range(1, n):
+        t = T0 + timedelta(seconds=k)
+        spo2 = 88 if alarm[0] <= k < alarm[1] else 97 - (k % 3)
+        rs = [Reading(param="hr", value=70 + (k % 7), unit="bpm", device_time=t, source="ecg"),
+              Reading(param="pr", value=70 + (k % 5), unit="bpm", device_time=t, source="spo2"),
+              Reading(param="spo2", value=spo2, unit="%", device_time=t, source="spo2")]
+        if k % 300 == 0:
+            rs += [Reading(param="nibp_sys", value=120 + (k % 40), unit="mmHg", device_time=t, source="nibp"),
+                   Reading(param="nibp_dia", value=75 + (k % 20), unit="mmHg", device_time=t, source="nibp"),
+                   Reading(param="nibp_map", value=90 + (k % 25), unit="mmHg", device_time=t, source="nibp")]
+        out.append(ev.ReadingsRecorded(t=t, author="DEV", readings=tuple(rs), count=len(rs)))
+        if k == start:
+            out.append(ev.PhaseChanged(t=t, from_phase="pre_infusion", to_phase="infusion"))
+            out.append(ev.InfusionStarted(t=t, author="KB", concentration_mg_ml=0.35, rate_mg_kg_h=0.75,
+                                          rate_ml_h=150, lot="L1"))
+        if k == alarm[0] + 15:
+            out.append(ev.AlarmRaised(t=t, alarm_id="spo2_low#1", rule="spo2_low", priority="medium",
+                                      param="spo2", value=88, limit=90, source_tag="[P]", message="SpO2 88 < 90"))
+        if k == alarm[0] + 40:
+            out.append(ev.AlarmAcknowledged(t=t, alarm_id="spo2_low#1", rule="spo2_low", by="KB", author="KB"))
+        if k == alarm[1] + 5:
+            out.append(ev.AlarmCleared(t=t, alarm_id="spo2_low#1", rule="spo2_low", value=96))
+        if k == stop and stop > start:
+            out.append(ev.InfusionStopped(t=t, author="KB"))
+            out.append(ev.PhaseChanged(t=t, from_phase="infusion", to_phase="recovery"))
+        if k % 900 == 0:
+            out.append(ev.ObservationRecorded(t=t, author="KB", scale="moaas", score=5))
+    out.append(ev.SessionClosed(t=T0 + timedelta(seconds=n)))
+    return out
+
+
 # --------------------------------------------------------------------------- fixtures
 # Imported by the test modules (``from report_scenario import iv_file, esk_file``): each
 # session file is written once per test process, not once per test.

@@ -59,12 +59,43 @@ def iv_html(iv):
     return report_html.render(events, last_hash="ab" * 32, source_name="iv.chairside")
 
 
-def test_event_log_has_one_row_per_event(iv, iv_html):
+def _logged(events):
+    """The events the event log lists: all but the reading batches (they are in the chart and
+    the summary tables)."""
+    return [e for e in events if e.kind != "readings_recorded"]
+
+
+def test_event_log_has_one_row_per_event_but_the_readings(iv, iv_html):
     events, _ = iv
     rows = _parse(iv_html).rows
-    assert len(rows) == len(events)
-    assert [s for s, _ in rows] == [e.seq for e in events]
-    assert [k for _, k in rows] == [e.kind for e in events]
+    assert len(rows) == len(_logged(events)) < len(events)
+    assert [s for s, _ in rows] == [e.seq for e in _logged(events)]
+    assert [k for _, k in rows] == [e.kind for e in _logged(events)]
+    n = sum(len(e.readings) for e in events if e.kind == "readings_recorded")
+    assert f"The {n} readings of the {len(events) - len(rows)} reading batches" in iv_html
+
+
+def test_vital_sign_summary_by_phase(iv, iv_html):
+    """Min/median/max of each continuous parameter per phase, computed here from the script's
+    readings and its phase changes (10 min infusion start, 54 min stop)."""
+    import statistics
+
+    events, _ = iv
+    changes = [e.t for e in events if e.kind == "phase_changed"]
+    bounds = [events[0].t, *changes, None]
+    sec = iv_html[iv_html.index('id="vitals-summary"'):]
+    sec = sec[:sec.index("</table>")]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", sec, re.S)[1:]]
+    by = {(r[0], r[2].split(" ")[0]): r for r in rows}
+    words = ["pre-dose", "dosing", "recovery"]
+    for i, word in enumerate(words):
+        a, b = bounds[i], bounds[i + 1]
+        vals = [r.value for e in events if e.kind == "readings_recorded" for r in e.readings
+                if r.param == "hr" and (r.time or e.t) >= a and (b is None or (r.time or e.t) < b)]
+        row = by[(word, "HR")]
+        assert abs(float(row[5]) - min(vals)) < 0.05
+        assert abs(float(row[6]) - statistics.median(vals)) < 0.05
+        assert abs(float(row[7]) - max(vals)) < 0.05
 
 
 def test_text_is_escaped_and_document_is_self_contained(iv, iv_html):
@@ -181,20 +212,20 @@ def _session_file_or_render(tmp_path: Path, iv_file: Path | None) -> tuple[Path,
         out = report_html.export(iv_file, tmp_path / "iv.html")
         sf = SessionFile.open(iv_file, readonly=True)
         try:
-            return out, len(sf.events()), sf.last_hash
+            return out, len(_logged(sf.events())), sf.last_hash
         finally:
             sf.close()
     events, _ = rs.iv_session()
     out = tmp_path / "iv.html"
     out.write_text(report_html.render(rs.numbered(events), source_name="iv (no store)"), encoding="utf-8")
-    return out, len(events), None
+    return out, len(_logged(events)), None
 
 
 def test_export_from_the_session_file(tmp_path, iv_file):
     html, n_events, last_hash = _session_file_or_render(tmp_path, iv_file)
     text = html.read_text(encoding="utf-8")
     rows = _parse(text).rows
-    assert len(rows) == n_events and [s for s, _ in rows] == list(range(1, n_events + 1))
+    assert len(rows) == n_events and all(k != "readings_recorded" for _, k in rows)
     assert last_hash and len(last_hash) == 64 and text.count(last_hash) >= 2
     assert report_html.export(iv_file, None) == iv_file.with_suffix(".html")
 
@@ -269,7 +300,7 @@ def test_no_injection_from_any_recorded_text():
     assert body.count("onerror=") == body.count("&lt;img src=x onerror=")  # only ever as text
     p = _parse(html)
     assert "script" not in p.tags and "img" not in p.tags
-    assert len(p.rows) == len(events)
+    assert len(p.rows) == len(_logged(events))
 
 
 def test_bp_table_names_phases_as_the_chart_does(iv, iv_html):
@@ -294,3 +325,46 @@ def test_printout_has_a_signature_block(iv_html):
     for head in ("Signature", "Printed name", "Date and time", "Meaning"):
         assert f"<th>{head}" in block
     assert block.count("<tr>") >= 2
+
+
+# ---------------------------------------------------------------------------- a long session prints short
+MAX_PAGES = 12  # issue 17: the printed record of a 4-hour 1 Hz session fits in at most 12 pages
+
+
+@pytest.fixture(scope="module")
+def long_html(tmp_path_factory):
+    events = rs.long_session(4.0)
+    out = tmp_path_factory.mktemp("long") / "long.html"
+    out.write_text(report_html.render(events, last_hash="cd" * 32, source_name="long"), encoding="utf-8")
+    return events, out
+
+
+def test_a_4_hour_record_has_a_bounded_number_of_rows(long_html):
+    """Structural bound (holds without a browser): the readings are not rows. Rows are the
+    clinical and alarm events, the NIBP measurements (every 5 min: 48 in 4 h) and the
+    summary rows (3 parameters x phases), so a 4-hour 1 Hz record has a few hundred rows
+    at most whatever its 14,400 reading batches."""
+    events, out = long_html
+    text = out.read_text(encoding="utf-8")
+    batches = sum(1 for e in events if e.kind == "readings_recorded")
+    assert batches >= 4 * 3600 - 1
+    rows = text.count("<tr")
+    nibp = sum(1 for e in events if e.kind == "readings_recorded" and any(r.param == "nibp_sys" for r in e.readings))
+    others = len(events) - batches
+    assert rows <= others + nibp + 3 * 4 + 60  # + the headers, limits table and signature rows
+    assert len(text) < 1_500_000
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (python3 dev.py test --browser "
+                    "installs it): the page count is then bounded by the row count test above")
+def test_a_4_hour_record_prints_on_at_most_12_pages(long_html, tmp_path):
+    _, html = long_html
+    pdf = tmp_path / "long.pdf"
+    r = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--no-pdf-header-footer",
+                        f"--print-to-pdf={pdf}", html.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    assert pdf.exists(), r.stderr[-2000:]
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes()))
+    print(f"\n4-hour record: {pages} printed pages (A4/Letter as the browser prints)")
+    assert 1 <= pages <= MAX_PAGES

@@ -156,7 +156,11 @@ def numbered(events: Sequence[Any]) -> list[tuple[int, Any]]:
 
 
 def record_state(events: Sequence[Any]) -> SessionState:
-    """The session's state: its events folded (``chairside.domain.state.fold``)."""
+    """The session's state: its events folded (``chairside.domain.state.fold``). Numbered
+    events are folded without their reading batches (a report takes no reading from the
+    state, and a 4-hour record has 14,400 of them); unnumbered ones all, for their numbers."""
+    if all(e.seq >= 0 for e in events):
+        return fold(e for e in events if e.kind != "readings_recorded")
     return fold(events)
 
 
@@ -262,9 +266,12 @@ def series_key(r: Reading) -> str:
     return r.param
 
 
-def vital_series(events: Sequence[Any]) -> dict[str, list[Point]]:
+def vital_series(events: Sequence[Any], readings: Sequence[tuple[int, Any, Reading]] | None = None,
+                 ) -> dict[str, list[Point]]:
+    """Every reading as a point of its parameter's series, in time order (``readings``: what
+    :func:`all_readings` gave, when the caller has it)."""
     out: dict[str, list[Point]] = {}
-    for s, e, r in all_readings(events):
+    for s, e, r in (readings if readings is not None else all_readings(events)):
         value = r.value if (r.valid and r.value is not None) else None
         out.setdefault(series_key(r), []).append(Point(reading_time(r, e), value, r, s))
     for v in out.values():
@@ -282,10 +289,10 @@ class BP:
     origin: str = "device"
 
 
-def bp_readings(events: Sequence[Any]) -> list[BP]:
+def bp_readings(events: Sequence[Any], readings: Sequence[tuple[int, Any, Reading]] | None = None) -> list[BP]:
     """NIBP measurements grouped by their time (systolic, diastolic and mean together)."""
     groups: dict[datetime, dict[str, Any]] = {}
-    for s, e, r in all_readings(events):
+    for s, e, r in (readings if readings is not None else all_readings(events)):
         if r.param not in ("nibp_sys", "nibp_dia", "nibp_map"):
             continue
         t = reading_time(r, e)

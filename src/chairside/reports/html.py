@@ -15,6 +15,7 @@ Prints on A4 and Letter (``@page { size: auto }``, content sized to the narrower
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,6 +41,7 @@ from chairside.reports import rems as report_rems
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
 from chairside.reports.common import (
+    all_readings,
     bp_readings,
     fmt_num,
     fmt_time,
@@ -55,7 +57,17 @@ from chairside.reports.common import (
     session_end,
     vital_series,
 )
-from chairside.reports.html_parts import CSS, Ctx, _css_str, _e, _limits_table, _of_max, _rems_section, _yn
+from chairside.reports.html_parts import (
+    CSS,
+    Ctx,
+    _css_str,
+    _e,
+    _limits_table,
+    _of_max,
+    _rems_section,
+    _vitals_summary,
+    _yn,
+)
 from chairside.reports.svg import _PHASE_LABEL, Mark, render_chart
 
 
@@ -140,9 +152,10 @@ def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, l
     alarm_label = {e.alarm_id: f"A{i + 1}" for i, (s, e) in enumerate(alarms_raised)}
     interventions = [(s, e) for s, e in ctx.numbered if isinstance(e, InterventionGiven)]
     iv_label = {s: f"I{i + 1}" for i, (s, e) in enumerate(interventions)}
+    readings = all_readings(evs)
+    series = vital_series(evs, readings) if t0 is not None else {}
     w("<section><h2>Trend</h2>")
     if t0 is not None:
-        series = vital_series(evs)
         marks = [Mark(e.t, alarm_label[e.alarm_id], "alarm", e.param, e.priority) for s, e in alarms_raised]
         marks += [Mark(e.t, iv_label[s], "intervention") for s, e in interventions]
         chart = render_chart(t0=t0, t1=max(x for x in (t_end, t_last, t0) if x is not None), series=series,
@@ -191,14 +204,19 @@ def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, l
     w("</section>")
 
     # ---------------------------------------------------------------- BP table
-    bps = bp_readings(evs)
-    series = vital_series(evs) if t0 is not None else {}
+    bps = bp_readings(evs, readings)
+
+    valid = {k: [p for p in v if p.value is not None] for k, v in series.items()}
+    times = {k: [p.t for p in v] for k, v in valid.items()}
 
     def near(param: str, t: datetime) -> str:
-        pts = [p for p in series.get(param, []) if p.value is not None and abs((p.t - t).total_seconds()) <= 30]
-        if not pts:
+        """The valid value of ``param`` nearest ``t``, within 30 s."""
+        pts, ts = valid.get(param, []), times.get(param, [])
+        i = bisect_left(ts, t)
+        cands = [p for p in pts[max(0, i - 1):i + 1] if abs((p.t - t).total_seconds()) <= 30]
+        if not cands:
             return "—"
-        p = min(pts, key=lambda p: abs((p.t - t).total_seconds()))
+        p = min(cands, key=lambda p: abs((p.t - t).total_seconds()))
         return _e(fmt_num(p.value))
 
     w("<section><h2>Blood pressure readings</h2>")
@@ -216,6 +234,8 @@ def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, l
     else:
         w('<p class="muted">No blood pressure readings.</p>')
     w("</section>")
+
+    w(_vitals_summary(series, spans))
 
     # ---------------------------------------------------------------- infusion
     rec = infusion_record(evs, ctx.state)
@@ -428,17 +448,23 @@ def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, l
     w("</section>")
 
     # ---------------------------------------------------------------- full event log
-    w('<section class="pagebreak"><h2>Full event log</h2>')
-    w(f'<p class="small">Every event of the file, in order ({len(evs)} events). Amended events are marked; the '
-      f"amendment follows as its own event.</p>")
+    batches = [e for _, e in ctx.numbered if e.kind == "readings_recorded"]
+    n_readings = sum(len(e.readings) for e in batches)
+    w('<section class="pagebreak"><h2>Event log</h2>')
+    w(f'<p class="small">Every event of the file but the readings, in order ({len(evs) - len(batches)} of '
+      f"{len(evs)} events). The {n_readings} readings of the {len(batches)} reading batches are in the chart, "
+      f"the blood-pressure table and the vital-sign summary above; every value is in "
+      f"<code>chairside export FILE --format csv</code>. Amended events are marked; the amendment follows as its "
+      f"own event.</p>")
     w('<table class="eventlog"><thead><tr><th>#</th><th>Time (UTC)</th><th class="num">+min</th><th>By</th>'
       '<th>Event</th><th>Details</th></tr></thead><tbody id="eventlog">')
     for s, e in ctx.numbered:
-        cls_ = "readings" if e.kind == "readings_recorded" else e.kind
+        if e.kind == "readings_recorded":
+            continue
         extra = ""
         if ctx.amended(s):
             extra = " " + " ".join(f'<span class="amend">by #{a.seq if a.seq >= 0 else "?"}</span>' for a in ctx.amended(s))
-        w(f'<tr class="{_e(cls_)}" data-seq="{s}" data-kind="{_e(e.kind)}" id="ev-{s}"><td class="seq">{s}</td>'
+        w(f'<tr class="{_e(e.kind)}" data-seq="{s}" data-kind="{_e(e.kind)}" id="ev-{s}"><td class="seq">{s}</td>'
           f"<td>{_e(e.t.strftime('%H:%M:%S'))}</td><td class='num'>{_e(fmt_num(minutes_between(t0, e.t), 1))}</td>"
           f"<td>{_e(e.author)}</td><td>{_e(e.kind.replace('_', ' '))}</td><td>{_e(describe(e, full=True))}{extra}</td></tr>")
     w("</tbody></table></section>")

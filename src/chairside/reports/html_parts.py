@@ -211,3 +211,32 @@ def _rems_section(f: dict[str, Any]) -> str:
 def _ev(f: dict[str, Any], key: str) -> str:
     seqs = f.get("evidence", {}).get(key) or []
     return f' <span class="small">(events {", ".join(f"#{s}" for s in seqs)})</span>' if seqs else ""
+
+
+_SUMMARY_PARAMS = (("hr", "HR", "bpm"), ("pr", "PR", "bpm"), ("spo2", "SpO₂", "%"))
+_PHASE_WORD = {"pre_infusion": "pre-dose", "infusion": "dosing", "recovery": "recovery", "discharged": "discharged"}
+
+
+def _vitals_summary(series: dict[str, list[Any]], spans: Sequence[Any]) -> str:
+    """The continuous vital signs by phase: how many readings, how many without a value,
+    minimum, median and maximum (the readings themselves are not listed)."""
+    import statistics
+
+    rows = []
+    for sp in spans:
+        for prm, label, unit in _SUMMARY_PARAMS:
+            pts = [p for p in series.get(prm, []) if p.t >= sp.start and (sp.end is None or p.t < sp.end)]
+            if not pts:
+                continue
+            vals = [p.value for p in pts if p.value is not None]
+            stat = (f"<td class='num'>{_e(fmt_num(min(vals)))}</td><td class='num'>{_e(fmt_num(statistics.median(vals)))}</td>"
+                    f"<td class='num'>{_e(fmt_num(max(vals)))}</td>") if vals else "<td colspan='3'>no value</td>"
+            rows.append(f"<tr><td>{_e(_PHASE_WORD.get(sp.phase, sp.phase))}</td><td>{fmt_time(sp.start)}–{fmt_time(sp.end)}</td>"
+                        f"<td>{_e(label)} ({_e(unit)})</td><td class='num'>{len(pts)}</td>"
+                        f"<td class='num'>{len(pts) - len(vals)}</td>{stat}</tr>")
+    if not rows:
+        return '<section><h2>Vital signs by phase</h2><p class="muted">No continuous readings.</p></section>'
+    return ('<section><h2>Vital signs by phase</h2><table id="vitals-summary"><thead><tr><th>Phase</th><th>Time</th>'
+            '<th>Parameter</th><th class="num">Readings</th><th class="num">No value</th><th class="num">Min</th>'
+            '<th class="num">Median</th><th class="num">Max</th></tr></thead><tbody>' + "".join(rows)
+            + "</tbody></table></section>")
