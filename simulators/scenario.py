@@ -310,6 +310,7 @@ class ScenarioArtefact(StateArtefact):
 
 class State(_M):
     description: str = ""
+    debrief: list[str] = []  # teaching points the debrief shows where the run entered this state
     trends: list[Trend] = []
     artefacts: list[StateArtefact] = []
     do: list[Action] = []

@@ -40,6 +40,9 @@ log = logging.getLogger("chairside.training")
 SIM = "SIM"  # author of the simulator's entries
 INSTRUCTOR = "INS"  # author of the instructor's entries
 LOG_POLL_S = 0.2  # wall seconds between copies of the simulator's log into the record
+# the true physiology sampled into the record ("truth" training events): scenario seconds,
+# then the simulator's true values (its names: sao2 is the arterial saturation)
+TRUTH_FIELDS = ("t", "sbp", "dbp", "hr", "pr", "sao2")
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +122,7 @@ class TrainingRun:
         try:
             self.scenario = sim_api.load_scenario(scenario)
             self.sim = sim_api.simulation(self.scenario, driver, seed=seed, start=start, speed=speed, auto_request=False,
-                                  hold=hold, noise=noise)
+                                  hold=hold, noise=noise, record=True)
         except ValueError as exc:  # a ScenarioError is a ValueError
             raise TrainingError(str(exc).splitlines()[0]) from None
         self.driver = driver
@@ -139,6 +142,8 @@ class TrainingRun:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._record_lock = threading.Lock()
+        self._truth_every_s = float(training_data()["debrief"]["truth_every_s"])
+        self._truth_next: float | None = None
 
     # ------------------------------------------------------------------ life cycle
     def serve(self, timeout: float = 10.0) -> str:
@@ -375,6 +380,7 @@ class TrainingRun:
             new = self.sim.events[self._logged:]
             self._logged += len(new)
             offset = self.sim.offset
+            truth = self._truth_samples(offset)
         for e in new:
             if e.kind == "host_request":
                 if e.detail == self._last_request:
@@ -384,6 +390,27 @@ class TrainingRun:
             author = INSTRUCTOR if source == "instructor" else SIM
             self._record({"source": source, "action": e.kind, "detail": e.detail, "author": author,
                           "sim_t": None if offset is None or e.t < offset else round(e.t - offset, 3)})
+        if truth:
+            self._record({"source": "sim", "action": "truth", "detail": f"{len(truth)} samples of the true physiology",
+                          "author": SIM, "sim_t": truth[-1][0],
+                          "args": {"fields": list(TRUTH_FIELDS), "samples": truth}})
+
+    def _truth_samples(self, offset: float | None) -> list[list[float | None]]:
+        """The patient's true physiology (what the monitor's readings are drawn from) since the
+        last call, one sample every ``truth_every_s`` of scenario time, for the debrief's true
+        vs displayed. Called under the run's lock; the simulator's history is consumed."""
+        hist = self.sim.history
+        out: list[list[float | None]] = []
+        if offset is not None:
+            for tv, _disp in hist:
+                t = float(tv.t) - offset
+                if t < 0 or (self._truth_next is not None and t < self._truth_next):
+                    continue
+                self._truth_next = t + self._truth_every_s
+                out.append([round(t, 1), *(None if getattr(tv, f) is None else round(float(getattr(tv, f)), 1)
+                                           for f in TRUTH_FIELDS[1:])])
+        hist.clear()
+        return out
 
     def _record(self, entry: dict[str, Any]) -> None:
         svc = self.service

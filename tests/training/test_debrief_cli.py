@@ -118,7 +118,8 @@ def test_a_run_cut_short_is_scored_from_what_the_record_shows(tmp_path):
         written = write_debrief(run)
     finally:
         os.umask(old)
-    assert [w.name for w in written] == ["cut.debrief.md", "cut.debrief.jsonl"]
+    assert [w.name for w in written] == ["cut.debrief.md", "cut.debrief.jsonl", "cut.debrief.html"]
+    assert "<svg" in written[2].read_text(encoding="utf-8")  # the page carries its chart
     assert all(stat.S_IMODE(w.stat().st_mode) == 0o600 for w in written)
     assert "pause_on_sbp180" in written[0].read_text(encoding="utf-8")
 

@@ -1,4 +1,4 @@
-"""``chairside debrief FILE [--format md|jsonl] [--out PATH]``: the debrief of any session
+"""``chairside debrief FILE [--format md|jsonl|html] [--out PATH]``: the debrief of any session
 file (a training run scored against its scenario; any other session: its timeline and the
 time to acknowledge each alarm).
 
@@ -18,7 +18,8 @@ from chairside.store.private import write_private_text
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", type=Path, help="session file")
-    parser.add_argument("--format", choices=["md", "jsonl"], default="md", help="markdown (default) or JSON lines")
+    parser.add_argument("--format", choices=["md", "jsonl", "html"], default="md",
+                        help="markdown (default), JSON lines, or a self-contained HTML page with the chart")
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.file.exists():
         raise UsageError(f"{args.file}: no such file")
     try:
-        d = load_debrief(args.file)
+        d = load_debrief(args.file, with_chart=args.format == "html")
     except ValueError as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     text = render(d, args.format)

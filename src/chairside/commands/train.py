@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chairside.commands._common import DRIVERS, UsageError, load_settings, run_console, simulator_api
-from chairside.reports.debrief import to_jsonl, to_markdown
+from chairside.reports.debrief import chart, to_html, to_jsonl, to_markdown
 from chairside.domain.clock import WallClock
 from chairside.service import CommandRefused, MonitorService
 from chairside.settings import Settings
@@ -74,7 +74,7 @@ def build(args: argparse.Namespace, settings: Settings) -> tuple[TrainingRun, Mo
 
 
 def write_debrief(run: TrainingRun, out_dir: Path | None = None) -> list[Path]:
-    """Write the run's debrief beside its session file (markdown and JSON lines)."""
+    """Write the run's debrief beside its session file (markdown, JSON lines, HTML page)."""
     d = run.final or run.debrief()
     store = getattr(run.service, "store", None)
     path = Path(getattr(store, "path", "") or "")
@@ -83,7 +83,8 @@ def write_debrief(run: TrainingRun, out_dir: Path | None = None) -> list[Path]:
     else:
         base = path.with_suffix("")
     written = []
-    for suffix, text in ((".debrief.md", to_markdown(d)), (".debrief.jsonl", to_jsonl(d))):
+    page = to_html(d, chart(run.service.recorded_events()))
+    for suffix, text in ((".debrief.md", to_markdown(d)), (".debrief.jsonl", to_jsonl(d)), (".debrief.html", page)):
         target = base.with_name(base.name + suffix)
         write_private_text(target, text)
         written.append(target)

@@ -1,10 +1,14 @@
 """The debrief of a session: what happened and how the person at the chair responded.
 
 Owns: ``build_debrief(events)`` (from a session's events: one timeline of the scenario's
-and the instructor's entries, the trainee's entries and the alarms; the time to
-acknowledge each alarm; for a training run, each expected action of the scenario met or
-missed with its times, and the score that follows from the scenario's points),
-``to_markdown`` and ``to_jsonl`` (the exports), and ``load_debrief(path)``.
+and the instructor's entries, the trainee's entries and the alarms, with the scenario's
+teaching points on the row where the run entered each state; the time to acknowledge each
+alarm, also from the moment it reached its highest priority; the vital signs with their
+nadir, peak and time beyond the limits; for a simulated run, what the patient's
+physiology did beside what the monitor showed; for a training run, each expected action
+of the scenario met or missed with its times, and the score that follows from the
+scenario's points), ``chart(events)`` (the trend chart) and ``load_debrief(path)``. The
+exports (markdown, JSON lines, HTML) are :mod:`chairside.reports.debrief_render`.
 
 For a training run the expectations come from the record: the final ``training`` event
 ``debrief`` written when the run ended; for a run cut short, from the expectations the
@@ -13,26 +17,28 @@ for those that never opened. Any session file can be debriefed; without a scenar
 is nothing to score and the debrief says so.
 Times: seconds from the start of the scenario (the trainee's start of the infusion) for a
 training run, else from the session's opening. No clock is read here.
-May import: chairside.domain, chairside.store; simulators only to list a cut-short run's
-expectations. Must not import: textual, chairside.ui.
+May import: chairside.domain, chairside.store, chairside.alarms (limits); simulators only
+through simulators.api (a cut-short run's expectations, the states' teaching points).
+Must not import: textual, chairside.ui.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chairside.domain.clock import elapsed_text
 from chairside.domain.describe import describe, rank
 from chairside.domain.events import CLINICAL_EVENT_KINDS
+from chairside.reports.common import load_limits, load_template, phase_spans
+from chairside.reports.debrief_render import FORMATS, render, to_html, to_jsonl, to_markdown
+from chairside.reports.debrief_vitals import chart_series, truth_figures, truth_samples, vital_figures
+from chairside.reports.svg import Mark, render_chart
 
-FORMATS = ("md", "jsonl")
-_HIDDEN_SIM = {"debrief", "seed", "patient"}  # shown in the header instead
+_HIDDEN_SIM = {"debrief", "seed", "patient", "truth"}  # shown in the header (or the true vs displayed) instead
 
 
-def load_debrief(path: str | Path) -> dict[str, Any]:
+def load_debrief(path: str | Path, *, with_chart: bool = False) -> dict[str, Any]:
     """The debrief of a session file (``ValueError`` with the file named if unreadable)."""
     from chairside.store import SessionFileError, read_session
 
@@ -40,13 +46,15 @@ def load_debrief(path: str | Path) -> dict[str, Any]:
         events = read_session(path).events
     except SessionFileError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
-    d = build_debrief(events)
+    d = build_debrief(events, with_chart=with_chart)
     d["header"]["file"] = str(path)
     return d
 
 
-def build_debrief(events: list[Any], *, live_expectations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The debrief as plain data (JSON-ready); see the module docstring."""
+def build_debrief(events: list[Any], *, live_expectations: list[dict[str, Any]] | None = None,
+                  with_chart: bool = False) -> dict[str, Any]:
+    """The debrief as plain data (JSON-ready; see the module docstring); ``with_chart`` adds
+    the SVG trend chart as ``chart_svg`` (for the HTML page; not in the JSON lines)."""
     if not events or events[0].kind != "session_opened":
         raise ValueError("a debrief needs a session record that starts with session_opened")
     opened = events[0]
@@ -94,36 +102,90 @@ def build_debrief(events: list[Any], *, live_expectations: list[dict[str, Any]] 
     score = _score(expectations) if expectations is not None else None
     notes = [{"t_s": r["t_s"], "text": r["text"]} for r in timeline if r["who"] == "instructor"
              and r["action"] == "note"]
-    return {"header": header | {"trainees": sorted(trainees), "expectations_from": source},
+    _state_points(timeline, opened.scenario)
+    template = load_template(opened.protocol)
+    limits, limits_file = load_limits(template.limits_profile if template is not None else None)
+    truth = truth_samples(training, t0)
+    return {"header": header | {"trainees": sorted(trainees), "expectations_from": source,
+                                "limits_profile": limits_file},
             "timeline": timeline, "alarms": alarms, "expectations": expectations or [], "score": score,
-            "instructor_notes": notes}
+            "instructor_notes": notes, "vitals": vital_figures(events, rel, limits, end_t),
+            "truth": truth_figures(events, truth, rel, end_t)} | ({"chart_svg": chart(events)} if with_chart else {})
+
+
+def chart(events: list[Any]) -> str:
+    """The debrief's trend chart (SVG): SBP/DBP, HR and SpO2 over the run with the limits of
+    the session's profile, the alarms and the trainee's interventions marked and, for a
+    simulated run that recorded it, the patient's true physiology beside what was shown."""
+    opened = events[0]
+    training = [e for e in events if e.kind == "training"]
+    begin = next((e for e in training if e.action == "begin"), None)
+    t0 = begin.t if begin is not None else opened.t
+    template = load_template(opened.protocol)
+    limits, limits_file = load_limits(template.limits_profile if template is not None else None)
+    series = chart_series(events, truth_samples(training, t0))
+    alarms = [e for e in events if e.kind == "alarm_raised"]
+    given = [e for e in events if e.kind == "intervention_given"]
+    marks = [Mark(e.t, f"A{i + 1}", "alarm", e.param, e.priority) for i, e in enumerate(alarms)]
+    marks += [Mark(e.t, f"I{i + 1}", "intervention") for i, e in enumerate(given)]
+    return render_chart(t0=opened.t, t1=max(e.t for e in events), series=series, phases=phase_spans(events),
+                        limits=limits, marks=marks, limits_source=limits_file)
+
+
+def _state_points(timeline: list[dict[str, Any]], scenario: str | None) -> None:
+    """The scenario's debrief points of each state, on the row where the run entered it."""
+    rows = [r for r in timeline if r["kind"] == "training" and r["action"] == "state"]
+    if not rows or not scenario:
+        return
+    try:
+        from simulators.api import load_scenario
+
+        states = load_scenario(scenario).states
+    except Exception:  # noqa: BLE001 - the simulator or the scenario may not be installed here
+        return
+    for r in rows:
+        st = states.get(r.get("detail", ""))
+        if st is not None and st.debrief:
+            r["points"] = list(st.debrief)
 
 
 def _row(e: Any, t_s: float, who: str, text: str) -> dict[str, Any]:
-    return {"t_s": t_s, "time": e.t.isoformat(), "seq": e.seq, "who": who, "kind": e.kind,
-            "action": getattr(e, "action", e.kind), "author": e.author, "text": text}
+    row = {"t_s": t_s, "time": e.t.isoformat(), "seq": e.seq, "who": who, "kind": e.kind,
+           "action": getattr(e, "action", e.kind), "author": e.author, "text": text}
+    if e.kind == "training":
+        row["detail"] = e.detail
+    return row
 
 
 def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
+    """Each alarm: when raised, the highest priority it reached and when, the first
+    acknowledgement and the time to it from the raise and from reaching the highest priority
+    (an acknowledgement before the escalation does not count for the highest priority)."""
     out: dict[str, dict[str, Any]] = {}
+    acks: dict[str, list[tuple[float, str]]] = {}
     for e in events:
         if e.kind == "alarm_raised":
             out[e.alarm_id] = {"alarm_id": e.alarm_id, "rule": e.rule, "priority": e.priority,
-                               "highest": e.priority, "class": e.alarm_class, "message": e.message,
-                               "raised_s": rel(e.t), "acknowledged_s": None, "acknowledged_by": None,
-                               "time_to_ack_s": None, "cleared_s": None}
+                               "highest": e.priority, "highest_s": rel(e.t), "class": e.alarm_class,
+                               "message": e.message, "raised_s": rel(e.t), "acknowledged_s": None,
+                               "acknowledged_by": None, "time_to_ack_s": None, "time_to_ack_at_highest_s": None,
+                               "cleared_s": None}
         elif e.kind == "alarm_escalated" and e.alarm_id in out:
             a = out[e.alarm_id]
             if rank(e.to_priority) > rank(a["highest"]):
-                a["highest"] = e.to_priority
+                a["highest"], a["highest_s"] = e.to_priority, rel(e.t)
         elif e.kind == "alarm_acknowledged" and e.alarm_id in out:
-            a = out[e.alarm_id]
-            if a["acknowledged_s"] is None:
-                a["acknowledged_s"] = rel(e.t)
-                a["acknowledged_by"] = e.by
-                a["time_to_ack_s"] = round(a["acknowledged_s"] - a["raised_s"], 1)
+            acks.setdefault(e.alarm_id, []).append((rel(e.t), e.by))
         elif e.kind == "alarm_cleared" and e.alarm_id in out:
             out[e.alarm_id]["cleared_s"] = rel(e.t)
+    for aid, a in out.items():
+        got = acks.get(aid, [])
+        if got:
+            a["acknowledged_s"], a["acknowledged_by"] = got[0]
+            a["time_to_ack_s"] = round(got[0][0] - a["raised_s"], 1)
+        at_highest = [t for t, _ in got if t >= a["highest_s"]]
+        if at_highest:
+            a["time_to_ack_at_highest_s"] = round(at_highest[0] - a["highest_s"], 1)
     return list(out.values())
 
 
@@ -184,75 +246,4 @@ def _score(exps: list[dict[str, Any]]) -> dict[str, Any]:
             "not_triggered": sum(1 for x in exps if x["status"] == "not_triggered")}
 
 
-# ---------------------------------------------------------------------------- exports
-def _mmss(s: float | None) -> str:
-    return elapsed_text(s, missing="—")
-
-
-def to_markdown(d: dict[str, Any]) -> str:
-    h = d["header"]
-    lines = [f"# Debrief — {h['scenario'] or 'session'} {('(seed ' + str(h['seed']) + ')') if h['seed'] is not None else ''}".rstrip(), ""]
-    lines += [f"- Session {h['session_id']}, patient {h['patient_id']}, protocol {h['protocol']}",
-              f"- Opened {h['opened']}; staff {', '.join(h['staff'])}; entries by {', '.join(h['trainees'])}",
-              f"- Times are from {h['time_zero_is']} ({h['time_zero']}); run length {_mmss(h['duration_s'])}"]
-    if h.get("file"):
-        lines.append(f"- File {h['file']}")
-    lines.append("")
-    s = d["score"]
-    lines.append("## Score")
-    lines.append("")
-    if s is None:
-        lines.append("Not a training run: no expected actions to score.")
-    else:
-        pct = "n/a" if s["percent"] is None else f"{s['percent']:g} %"
-        lines.append(f"**{s['points']} of {s['possible']} points** ({pct}) for the expected actions whose moment came; "
-                     f"{s['met']} met, {s['missed']} missed, {s['pending']} pending, {s['not_triggered']} not "
-                     f"triggered (the scenario's {s['all_points']} points in all). Expectations from "
-                     f"{h['expectations_from']}.")
-    lines += ["", "## Expected actions", ""]
-    if d["expectations"]:
-        lines += ["| action | expected | status | condition at | done at | after | points |",
-                  "|---|---|---|---|---|---|---|"]
-        for x in d["expectations"]:
-            lat = "—" if x.get("latency_s") is None else f"{x['latency_s']:.0f} s"
-            lines.append(f"| {x['action']} | {x.get('description') or x['id']} | {x['status'].replace('_', ' ')} | "
-                         f"{_mmss(x.get('opened_at'))} | {_mmss(x.get('met_at'))} | {lat} | "
-                         f"{x['points']}/{x['max_points']} |")
-    else:
-        lines.append("None.")
-    lines += ["", "## Alarms and time to acknowledge", ""]
-    if d["alarms"]:
-        lines += ["| raised | alarm | priority (highest) | acknowledged | by | time to ack | cleared |",
-                  "|---|---|---|---|---|---|---|"]
-        for a in d["alarms"]:
-            tta = "NOT ACKNOWLEDGED" if a["time_to_ack_s"] is None else f"{a['time_to_ack_s']:.0f} s"
-            lines.append(f"| {_mmss(a['raised_s'])} | {a['message'] or a['rule']} ({a['class']}) | "
-                         f"{a['priority']} ({a['highest']}) | {_mmss(a['acknowledged_s'])} | "
-                         f"{a['acknowledged_by'] or '—'} | {tta} | {_mmss(a['cleared_s'])} |")
-    else:
-        lines.append("No alarms.")
-    if d["instructor_notes"]:
-        lines += ["", "## Instructor's notes", ""]
-        lines += [f"- {_mmss(n['t_s'])} {n['text']}" for n in d["instructor_notes"]]
-    lines += ["", "## Timeline", "", "| time | who | what |", "|---|---|---|"]
-    for r in d["timeline"]:
-        text = r["text"].replace("|", "\\|")
-        lines.append(f"| {_mmss(r['t_s'])} | {r['who']} | {text} |")
-    return "\n".join(lines) + "\n"
-
-
-def to_jsonl(d: dict[str, Any]) -> str:
-    rows = [{"type": "header", **d["header"]}, {"type": "score", **(d["score"] or {"points": None})}]
-    rows += [{"type": "expectation", **x} for x in d["expectations"]]
-    rows += [{"type": "alarm", **a} for a in d["alarms"]]
-    rows += [{"type": "note", **n} for n in d["instructor_notes"]]
-    rows += [{"type": "timeline", **r} for r in d["timeline"]]
-    return "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
-
-
-def render(d: dict[str, Any], fmt: str) -> str:
-    if fmt == "md":
-        return to_markdown(d)
-    if fmt == "jsonl":
-        return to_jsonl(d)
-    raise ValueError(f"unknown debrief format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+__all__ = ["FORMATS", "build_debrief", "chart", "load_debrief", "render", "to_html", "to_jsonl", "to_markdown"]
