@@ -18,9 +18,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chairside.domain.describe import PRIORITY_RANK as _RANKS
+
 PHASES = ("pre_infusion", "infusion", "recovery", "discharged")
 PRIORITIES = ("low", "medium", "high")
-PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3}
+PRIORITY_RANK = _RANKS  # the one map of priority ranks (chairside.domain.describe)
 SOURCE_TAGS = ("[P]", "[P*]", "[S]", "[C]")
 OPS = (">=", ">", "<", "<=")
 SCHEMA = "chairside-limits/1"

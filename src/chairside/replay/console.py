@@ -13,22 +13,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from chairside.replay.replayer import Replayer
-from chairside.service.model import CommandRefused, Snapshot
+from chairside.domain.discharge import DischargeCheck
+from chairside.domain.events import Event
+from chairside.domain.protocol import ProtocolTemplate
+from chairside.service import MonitorService
+from chairside.service.model import CommandRefused, Snapshot, TimelineItem
+from chairside.service.ports import ConsoleService
 
 log = logging.getLogger("chairside.replay")
 
 SPEEDS: tuple[float | None, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 60.0, None)  # None: as fast as possible
 
 
-class ReplayService:
+class ReplayService(ConsoleService):
     """What the console holds during a replay: an explicit, read-only implementation of the
-    console's service. Queries and snapshots come from the current pipeline (snapshots with
+    console's service (``chairside.service.ports.ConsoleService``, every member written out
+    here). Queries and snapshots come from the current pipeline (snapshots with
     ever-increasing versions across rebuilds); every command is refused (a replay never
     changes a record)."""
 
@@ -41,12 +48,12 @@ class ReplayService:
         self._vlock = threading.Lock()
 
     @property
-    def _pipeline(self) -> Any:
+    def _pipeline(self) -> MonitorService:
         return self._player.replayer.service
 
     # ------------------------------------------------------------------ queries
     @property
-    def template(self) -> Any:
+    def template(self) -> ProtocolTemplate:
         return self._pipeline.template
 
     @property
@@ -69,75 +76,79 @@ class ReplayService:
         return self._pipeline.dose_preview(concentration_mg_ml=concentration_mg_ml, dose_mg_kg=dose_mg_kg,
                                            rate_mg_kg_h=rate_mg_kg_h, duration_min=duration_min)
 
-    def discharge_check(self, **criteria: Any) -> Any:
+    def discharge_check(self, **criteria: Any) -> DischargeCheck:
         return self._pipeline.discharge_check(**criteria)
 
-    def amendable_events(self) -> list[Any]:
+    def amendable_events(self) -> list[TimelineItem]:
         return self._pipeline.amendable_events()
 
-    def event(self, seq: int) -> Any:
+    def event(self, seq: int) -> Event | None:
         return self._pipeline.event(seq)
 
     # ------------------------------------------------------------------ commands: all refused
-    def _refuse(self) -> Any:
+    def _refuse(self) -> NoReturn:
         raise CommandRefused(self.REFUSAL)
 
-    def open_session(self, **_: Any) -> Any:
-        return self._refuse()
-
-    def resume_session(self, path: Any) -> None:
+    def open_session(self, *, patient_id: str, weight_kg: float, staff: Iterable[str],
+                     weight_source: str = "measured", weight_confirmed_by: str | None = None,
+                     protocol: str | None = None, path: Path | str | None = None,
+                     training: bool = False) -> Path:
         self._refuse()
 
-    def complete_checklist(self, **_: Any) -> Any:
-        return self._refuse()
+    def resume_session(self, path: Path | str) -> None:
+        self._refuse()
 
-    def record_baseline(self, **_: Any) -> Any:
-        return self._refuse()
+    def acknowledge(self, alarm_id: str | None = None, *, by: str) -> list[Event]:
+        self._refuse()
 
-    def start_infusion(self, **_: Any) -> Any:
-        return self._refuse()
+    def pause_audio(self, *, by: str) -> list[Event]:
+        self._refuse()
 
-    def change_rate(self, **_: Any) -> Any:
-        return self._refuse()
+    def record_baseline(self, **values: Any) -> Event:
+        self._refuse()
 
-    def pause_infusion(self, **_: Any) -> Any:
-        return self._refuse()
+    def start_infusion(self, **order: Any) -> Event:
+        self._refuse()
 
-    def resume_infusion(self, **_: Any) -> Any:
-        return self._refuse()
+    def change_rate(self, **change: Any) -> Event:
+        self._refuse()
 
-    def stop_infusion(self, **_: Any) -> Any:
-        return self._refuse()
+    def pause_infusion(self, *, author: str, reason: str) -> Event:
+        self._refuse()
 
-    def change_phase(self, **_: Any) -> Any:
-        return self._refuse()
+    def resume_infusion(self, *, author: str, reason: str = "") -> Event:
+        self._refuse()
 
-    def record_observation(self, **_: Any) -> Any:
-        return self._refuse()
+    def stop_infusion(self, *, author: str, reason: str) -> Event:
+        self._refuse()
 
-    def record_intervention(self, **_: Any) -> Any:
-        return self._refuse()
+    def change_phase(self, *, author: str, to_phase: str, reason: str) -> Event:
+        self._refuse()
 
-    def record_manual_vitals(self, **_: Any) -> Any:
-        return self._refuse()
+    def record_observation(self, **obs: Any) -> Event:
+        self._refuse()
 
-    def add_note(self, **_: Any) -> Any:
-        return self._refuse()
+    def record_intervention(self, **given: Any) -> Event:
+        self._refuse()
 
-    def amend(self, **_: Any) -> Any:
-        return self._refuse()
+    def record_manual_vitals(self, **vitals: Any) -> Event:
+        self._refuse()
 
-    def acknowledge(self, alarm_id: str | None = None, **_: Any) -> Any:
-        return self._refuse()
+    def add_note(self, *, author: str, text: str) -> Event:
+        self._refuse()
 
-    def pause_audio(self, **_: Any) -> Any:
-        return self._refuse()
+    def amend(self, **amendment: Any) -> Event:
+        self._refuse()
 
-    def assess_discharge(self, **_: Any) -> Any:
-        return self._refuse()
+    def assess_discharge(self, **assessment: Any) -> Event:
+        self._refuse()
 
-    def close_session(self, **_: Any) -> Any:
-        return self._refuse()
+    def close_session(self, *, author: str, reason: str = "") -> Event:
+        self._refuse()
+
+    # ------------------------------------------------------------------ beyond the console's port
+    def complete_checklist(self, **checks: Any) -> Event:
+        self._refuse()
 
     # ------------------------------------------------------------------ snapshots
     def _stamp(self, snap: Snapshot) -> Snapshot:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from chairside.domain.describe import MARKERS, PRIORITY_RANK
 from chairside.domain.discharge import DischargeCheck
 
 __all__ = [
@@ -22,8 +23,7 @@ __all__ = [
     "DischargeCheck", "Snapshot",
 ]
 
-PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3}
-MARKERS = {"high": "***", "medium": "**", "low": "*"}
+# the one map of each (chairside.domain.describe), named here for the console's use
 
 
 class CommandRefused(ValueError):

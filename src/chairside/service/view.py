@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from chairside.domain.describe import colour
+from chairside.domain.describe import describe as sentence
 from chairside.domain.dose import totals
 from chairside.domain.events import Event
 from chairside.domain.protocol import ProtocolTemplate, bp_cadence_s
@@ -386,74 +388,6 @@ def _limit_source(rec: Recorder, param: str, phase: str) -> str:
 
 
 def describe(ev: Event) -> tuple[str, str | None]:
-    """One line for the timeline, and the priority colour (None for clinical entries)."""
-    k = ev.kind
-    if k == "session_opened":
-        return f"Session opened: {ev.patient_id}, {ev.weight_kg:g} kg ({ev.weight_source}), {ev.protocol}", None
-    if k == "checklist_completed":
-        present = [c.replace("_", " ") for c, v in ev.contraindications.items() if v]
-        fasted = "?" if ev.hours_fasted is None else f"{ev.hours_fasted:g} h"
-        return (f"Checklist: contraindications {', '.join(present) or 'none'}; fasted {fasted}; "
-                f"escort {'yes' if ev.escort_confirmed else 'NO'}; consent {'yes' if ev.consent else 'NO'}"), None
-    if k == "baseline_recorded":
-        return f"Baseline {_n(ev.sbp)}/{_n(ev.dbp)} mmHg, HR {_n(ev.hr)}, SpO2 {_n(ev.spo2)}", None
-    if k == "phase_changed":
-        return f"Phase {ev.from_phase} → {ev.to_phase}" + (f" ({ev.reason})" if ev.reason else ""), None
-    if k == "infusion_started":
-        ov = f" — GATE OVERRIDE: {ev.gate_override_reason}" if ev.gate_override_reason else ""
-        return (f"Infusion started {ev.rate_mg_kg_h:.3g} mg/kg/h = {ev.rate_ml_h:.1f} mL/h "
-                f"({ev.concentration_mg_ml:g} mg/mL){ov}"), None
-    if k == "infusion_rate_changed":
-        return (f"Rate {ev.old_rate_mg_kg_h:.3g} → {ev.rate_mg_kg_h:.3g} mg/kg/h "
-                f"({ev.rate_ml_h:.1f} mL/h): {ev.reason}"), None
-    if k == "infusion_paused":
-        return f"Infusion paused: {ev.reason}", None
-    if k == "infusion_resumed":
-        return "Infusion resumed" + (f": {ev.reason}" if ev.reason else ""), None
-    if k == "infusion_stopped":
-        return f"Infusion stopped: {ev.reason}", None
-    if k == "observation_recorded":
-        score = "" if ev.score is None else f" {ev.score:g}"
-        txt = f" — {ev.text}" if ev.text else ""
-        return f"{ev.scale.upper()}{score}{txt}", None
-    if k == "intervention_given":
-        dose = f" {ev.dose:g} {ev.dose_unit}" if ev.dose is not None else ""
-        return f"Intervention: {ev.drug}{dose} {ev.route}".rstrip() + (f" lot {ev.lot}" if ev.lot else ""), None
-    if k == "note":
-        return f"Note: {ev.text}", None
-    if k == "amendment":
-        rep = ", ".join(f"{k} → {_n(v)}" if isinstance(v, (int, float)) and not isinstance(v, bool)
-                        else f"{k} → {v!r}"
-                        for k, v in (ev.replacement or {}).items())
-        return f"Amendment of #{ev.target_seq}" + (f" ({rep})" if rep else "") + f": {ev.reason}", None
-    if k == "discharge_assessed":
-        if ev.discharged:
-            ov = f" — OVERRIDE: {ev.override_reason}" if ev.override_reason else ""
-            return f"Discharged (Aldrete {_n(ev.aldrete_total)}, PADSS {_n(ev.padss_total)}){ov}", None
-        return "Discharge assessed: " + ("criteria met" if ev.criteria_met else "; ".join(ev.blocked_reasons)), None
-    if k == "session_closed":
-        return "Session closed" + (f": {ev.reason}" if ev.reason else ""), None
-    if k == "alarm_raised":
-        marker = {"high": "***", "medium": "**", "low": "*"}.get(ev.priority, "*")
-        return f"{marker} {ev.message or ev.rule}", ev.priority
-    if k == "alarm_escalated":
-        return f"Alarm {ev.alarm_id} {ev.from_priority} → {ev.to_priority}: {ev.reason}", ev.to_priority
-    if k == "alarm_acknowledged":
-        return f"Alarm {ev.alarm_id} acknowledged by {ev.by}", None
-    if k == "alarm_silenced":
-        return f"Alarm {ev.alarm_id} {ev.mode.replace('_', ' ')}" + (f" by {ev.by}" if ev.by else ""), None
-    if k == "alarm_cleared":
-        return f"Alarm {ev.alarm_id} cleared", None
-    if k == "device_status":
-        st = ev.status
-        word = st.kind.replace("_", " ")
-        return (f"Device: {word}" + ("" if st.active else " ended") + (f" ({st.detail})" if st.detail else "")), None
-    if k == "training":
-        who = {"instructor": "Instructor", "scenario": "Scenario", "device": "Sim device",
-               "trainee": "Trainee"}.get(ev.source, "Sim")
-        return f"{who}: {ev.action.replace('_', ' ')}" + (f" — {ev.detail}" if ev.detail else ""), None
-    return k, None
-
-
-def _n(v: float | None) -> str:
-    return "—" if v is None else f"{v:g}"
+    """One line for the timeline, and the priority colour (None for clinical entries): the
+    one wording of events, ``chairside.domain.describe``."""
+    return sentence(ev), colour(ev)
