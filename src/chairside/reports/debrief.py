@@ -34,14 +34,13 @@ from chairside.reports.common import load_limits, load_template, phase_spans
 from chairside.reports.debrief_render import FORMATS, render, to_html, to_jsonl, to_markdown
 from chairside.reports.debrief_vitals import chart_series, truth_figures, truth_samples, vital_figures
 from chairside.reports.svg import Mark, render_chart
+from chairside.store import SessionFileError, read_session
 
 _HIDDEN_SIM = {"debrief", "seed", "patient", "truth"}  # shown in the header (or the true vs displayed) instead
 
 
 def load_debrief(path: str | Path, *, with_chart: bool = False) -> dict[str, Any]:
     """The debrief of a session file (``ValueError`` with the file named if unreadable)."""
-    from chairside.store import SessionFileError, read_session
-
     try:
         events = read_session(path).events
     except SessionFileError as exc:
@@ -201,7 +200,7 @@ def _expectations(training: list[Any], live: list[dict[str, Any]] | None, opened
     # cut short: what the record shows opened and met, over the scenario's list
     listed: list[dict[str, Any]] = []
     try:
-        from simulators.api import load_scenario
+        from simulators.api import load_scenario  # numpy: only to list a cut-short run's expectations
 
         sc = load_scenario(opened.scenario)
         listed = [{"id": x.id, "action": x.action, "description": x.description, "within_s": x.within_s,

@@ -51,6 +51,7 @@ from chairside.reports.common import (
     load_template,
     minutes_between,
     opened,
+    phase_at,
     phase_spans,
     scale_label,
     scale_range,
@@ -223,7 +224,6 @@ def render(events: Sequence[Any], template: ProtocolTemplate | None = None, *, l
     if bps:
         w('<table><thead><tr><th>Time</th><th class="num">+min</th><th>Phase</th><th class="num">SBP/DBP (MAP)</th>'
           '<th class="num">HR</th><th class="num">PR</th><th class="num">SpO₂</th><th>Source</th><th>Event #</th></tr></thead><tbody>')
-        from chairside.reports.common import phase_at
         for b in bps:
             w(f"<tr><td>{fmt_time(b.t, True)}</td><td class='num'>{_e(fmt_num(minutes_between(t0, b.t)))}</td>"
               f"<td>{_e(_PHASE_LABEL.get(phase_at(spans, b.t) or '', phase_at(spans, b.t) or ''))}</td>"

@@ -58,6 +58,7 @@ from chairside.domain.state import SessionState
 from chairside.store.private import write_private_text
 from chairside.store.session_file import read_session
 from chairside.reports.common import (
+    BP,
     DATA,
     bp_readings,
     current,
@@ -194,8 +195,7 @@ def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> d
         base = [(s, e) for s, e in ev if isinstance(e, BaselineRecorded) and e.sbp is not None]
         if base:
             s, e = base[-1]
-            from chairside.reports.common import BP as _BP
-            bp_before = _BP(e.t, e.sbp, e.dbp, e.map, s, "baseline")
+            bp_before = BP(e.t, e.sbp, e.dbp, e.map, s, "baseline")
             bp_before_basis = "baseline event (no NIBP reading before the first device)"
     bp40 = None
     if first_device is not None:

@@ -13,6 +13,7 @@ textual, chairside.store, chairside.alarms, chairside.service.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,8 +80,6 @@ def config_from_settings(settings: Any, base: TransportConfig | None = None) -> 
     (``hl7_max_connections``, ``hl7_idle_timeout_s``, ``hl7_message_timeout_s``,
     ``hl7_max_message_bytes``, ``hl7_senders``) of a ``chairside.settings.Settings``-like
     object; attributes it lacks keep their defaults."""
-    import dataclasses
-
     base = base or TransportConfig()
     if settings is None:
         return base
