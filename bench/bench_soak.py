@@ -42,6 +42,7 @@ from chairside.ui import create_app  # noqa: E402
 TARGET_MB_PER_H = 5.0
 WARMUP_S = 15 * 60
 SAMPLE_S = 15 * 60
+TRACE_FRAMES = 6  # frames kept per allocation with --tracemalloc (more is slower)
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
@@ -96,7 +97,7 @@ async def soak(hours: float, driver: str, trace: bool) -> dict:
             done.set()
 
     if trace:
-        tracemalloc.start(12)
+        tracemalloc.start(TRACE_FRAMES)
     wall0 = time.perf_counter()
     async with app.run_test(size=(100, 30)) as pilot:
         worker = threading.Thread(target=drive, daemon=True)
