@@ -76,6 +76,7 @@ async def soak(hours: float, driver: str, trace: bool) -> dict:
     app = create_app(svc, run.clock, None, show_start=False, bell=False, flash=False)
     total_s = int(hours * 3600)
     samples: list[tuple[float, float]] = []
+    blocks: list[tuple[float, int, int]] = []  # (sim s, Python's allocated blocks, gc-tracked objects)
     snapshots: dict[str, tracemalloc.Snapshot] = {}
     done = threading.Event()
     failure: list[BaseException] = []
@@ -89,6 +90,7 @@ async def soak(hours: float, driver: str, trace: bool) -> dict:
                 if t % SAMPLE_S == 0:
                     gc.collect()
                     samples.append((t, rss_mb()))
+                    blocks.append((t, sys.getallocatedblocks(), len(gc.get_objects())))
                     if trace and t == WARMUP_S:
                         snapshots["warm"] = tracemalloc.take_snapshot()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
@@ -115,7 +117,7 @@ async def soak(hours: float, driver: str, trace: bool) -> dict:
     store = svc.snapshot().device.store
     svc.stop()
     svc.close_session(author="BN", reason="soak ended")
-    return {"samples": samples, "wall": wall, "readings": store.readings, "events": store.events,
+    return {"samples": samples, "blocks": blocks, "wall": wall, "readings": store.readings, "events": store.events,
             "snapshots": snapshots}
 
 
@@ -129,8 +131,8 @@ def main() -> int:
     hours = 0.5 if args.quick else args.hours
     r = asyncio.run(soak(hours, args.driver, args.tracemalloc))
     samples = r["samples"]
-    for t, mb in samples:
-        print(f"  sim {t / 3600:5.2f} h  RSS {mb:7.1f} MB")
+    for (t, mb), (_, nblocks, nobjects) in zip(samples, r["blocks"]):
+        print(f"  sim {t / 3600:5.2f} h  RSS {mb:7.1f} MB  Python blocks {nblocks:9d}  gc objects {nobjects:8d}")
     after = [(t, mb) for t, mb in samples if t >= WARMUP_S]
     growth = slope_per_hour(after)
     print(f"soak {hours:g} simulated h ({args.driver}, {r['readings']} readings, {r['events']} events stored) in "
