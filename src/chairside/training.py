@@ -34,6 +34,9 @@ from importlib import resources
 from typing import Any
 
 from chairside.drivers import get_driver
+from chairside.reports.debrief import build_debrief
+from chairside.service import MonitorService
+from chairside.service.data import console_data
 
 log = logging.getLogger("chairside.training")
 
@@ -330,8 +333,6 @@ class TrainingRun:
 
     def debrief(self) -> dict[str, Any]:
         """The debrief of the run so far (from the session record when there is one)."""
-        from chairside.reports.debrief import build_debrief
-
         events = self.service.recorded_events() if self.service is not None else []
         with self.lock:
             live = _relative(self.sim.debrief(), self.sim.offset)
@@ -427,8 +428,6 @@ class TrainingRun:
 
 
 def _intervention_key(drug: str) -> str | None:
-    from chairside.service.data import console_data
-
     for item in console_data().interventions:
         if drug in (item.text, item.key):
             return item.key
@@ -497,8 +496,6 @@ def record_headless(path: Any, scenario: str, *, driver: str = "ge-s5", seed: in
     when(svc, run), do(svc, run))`` done once each, when ``when`` first holds (checked every
     simulated second). ``duration_s`` counts from the scenario's start (the trainee's start
     of the infusion). Returns (run, service) with the run ended and the session closed."""
-    from chairside.service import MonitorService
-
     run = TrainingRun(scenario, driver=driver, seed=seed, start=start, manual=True)
     svc = MonitorService(clock=run.clock, driver=driver, protocol=None, simulated=True, scenario=run.scenario.name,
                          sim_seed=run.seed)
