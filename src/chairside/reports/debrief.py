@@ -137,7 +137,7 @@ def _state_points(timeline: list[dict[str, Any]], scenario: str | None) -> None:
     if not rows or not scenario:
         return
     try:
-        from simulators.api import load_scenario
+        from simulators.api import load_scenario  # numpy: only for a training run's teaching points
 
         states = load_scenario(scenario).states
     except Exception:  # noqa: BLE001 - the simulator or the scenario may not be installed here
