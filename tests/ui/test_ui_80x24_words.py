@@ -151,14 +151,38 @@ def st_forms_compact(tmp_path):
     return svc, clock, opts, ("n",)
 
 
+def st_help(tmp_path):
+    svc, clock, opts, _ = st_alarms(tmp_path)
+    return svc, clock, opts, ("question_mark",)
+
+
+def st_replay(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
+    from replay_kit import record, surge_reactions
+
+    from chairside.replay import ReplayPlayer, Replayer, load_recording
+
+    path = record(tmp_path / "a-rather-long-recording-name-surge.chairside", reactions=surge_reactions(),
+                  duration_s=1500)
+    player = ReplayPlayer(Replayer(load_recording(path)), speed=1.0, playing=False)
+    player.seek_by(1200)
+    return player, player.clock, {"replay": player}, ()
+
+
 STATES = [st_no_session, st_start_form, st_alarms, st_link_lost, st_probe_off_stale, st_discharge_form,
-          st_forms_compact]
+          st_forms_compact, st_help, st_replay]
 
 
 @pytest.mark.parametrize("state", STATES, ids=[s.__name__[3:] for s in STATES])
 async def test_nothing_is_cut_mid_word_at_80x24(tmp_path, state):
     svc, clock, opts, keys = state(tmp_path)
     opts.setdefault("show_start", False)
+    player = opts.get("replay")
+    if player is not None:
+        svc = player.service
     app = create_app(svc, clock, None, flash=False, bell=False, **opts)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -166,14 +190,21 @@ async def test_nothing_is_cut_mid_word_at_80x24(tmp_path, state):
             if keys:
                 await pilot.press(*keys)
                 await settle(pilot)
+            if player is not None:
+                app.refresh_replay()  # the app's timer does it every 0.5 s
             for _ in range(3):
                 await pilot.pause()
             rows = screen_rows(app)
             assert len(rows) == 24
             problems = cuts(rows)
             assert not problems, "\n".join(problems + ["", *rows])
+            if player is not None:
+                assert "read-only" in rows[0] or "read-only" in rows[1]
     finally:
-        svc.shutdown()
+        if player is not None:
+            player.replayer.close()
+        else:
+            svc.shutdown()
 
 
 def test_the_scan_finds_the_issues_fragments():

@@ -33,7 +33,9 @@ class DeviceLineView(Static):
         if self._last is None:
             return
         d, bell = self._last
-        port = d.port if len(d.port) <= 40 else d.port[:37] + "…"
+        port = d.port
+        if len(port) > 40:  # a long path: its file name (a cut name reads as another file)
+            port = port.rsplit("/", 1)[-1]
         store = STORE_TEXT.get(d.store.state, d.store.state)
         short = store.split(" (")[0]
         # link state and recording state matter most: they come first and stay

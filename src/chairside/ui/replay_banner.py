@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from textual.widgets import Static
 
-from chairside.ui.format import duration
+from chairside.ui.format import duration, fit_parts
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class ReplayBanner(Static):
         super().__init__("", id="replay-banner", markup=False, **kwargs)
         self._key: ReplayStatus | None = None
 
+    def on_resize(self) -> None:
+        if self._key is not None:
+            last, self._key = self._key, None
+            self.show(last)
+
     def show(self, s: ReplayStatus) -> None:
         if s == self._key:
             return
@@ -48,8 +53,14 @@ class ReplayBanner(Static):
             alarms += f", {s.differences} DIFFERENCE{'S' if s.differences != 1 else ''} (d)"
         elif s.differences == 0:
             alarms += ", same"
-        text = (f"{state} {s.speed} │ {s.clock}Z +{duration(s.elapsed_s)}/{duration(s.total_s)} │ {alarms}"
-                + (f" │ {s.message}" if s.message else "") + f" │ {s.file} · read-only")
+        short = alarms.split(" (")[0] + (" DIFFERENT (d)" if s.differences else "")
+        parts: list[str | tuple[str, ...]] = [
+            f"{state} {s.speed}", f"{s.clock}Z +{duration(s.elapsed_s)}/{duration(s.total_s)}", "read-only",
+            (alarms, short) if short != alarms else alarms, s.message, s.file]
+        # whole parts in the width there is (never cut mid-word at 80 columns): the file name
+        # goes first, "read-only" stays
+        width = max(0, self.size.width - 2) or 200
+        text = fit_parts(parts, width, sep=" │ ", keep=3)
         self.set_class(bool(s.differences), "-differ")
         self.set_class(not s.playing, "-paused")
         self.update(text)
