@@ -279,6 +279,7 @@ class AlarmSound:
         self.player: Player | None = None
         self.status = "untested"
         self._folder = Path(folder) if folder is not None else None
+        self._own_folder = folder is None  # made here: removed by close()
         self._files: dict[str, str] = {}
         self._lock = threading.Lock()
         self.played: list[str] = []  # priorities started (tests, diagnostics)
@@ -314,6 +315,14 @@ class AlarmSound:
                 break
         self.status = self.player.name if self.player is not None else "none"
         return self.status
+
+    def close(self) -> None:
+        """Remove the WAV files this object made (the console calls it on exit)."""
+        with self._lock:
+            if self._own_folder and self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None
+            self._files.clear()
 
     def play(self, priority: str) -> bool:
         """Start one burst of ``priority``; False when no audible path works."""

@@ -177,3 +177,12 @@ def test_the_audio_module_does_not_import_textual():
     src = Path(audio.__file__).read_text(encoding="utf-8")
     assert "textual" not in [line.split()[1].split(".")[0] for line in src.splitlines()
                              if line.startswith(("import ", "from "))]
+
+
+def test_close_removes_the_wav_files_it_made():
+    sound = AlarmSound([CommandPlayer(["aplay", "{path}"], runner=lambda *a, **k: FakeProc(0))])
+    assert sound.self_test() == "aplay"
+    folder = Path(sound.wav_path("low")).parent
+    assert folder.is_dir()
+    sound.close()
+    assert not folder.exists()

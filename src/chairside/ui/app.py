@@ -111,6 +111,8 @@ class ChairsideApp(App[None]):
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.audio is not None and hasattr(self.audio, "close"):
+            self.audio.close()
 
     @property
     def monitor(self) -> MonitorScreen:
