@@ -11,7 +11,9 @@ worded by ``chairside.domain.describe.alarm_log_line``::
 
 A new file is opened with the given patient ID and weight (without ``--weight`` the
 weight is recorded as not given: 70 kg, source "stated", and a note says so); an existing
-file is resumed. At the end (``--duration`` reached, or Ctrl-C) the session is closed.
+file is resumed (a ``session_resumed`` event records the gap; a simulated monitor continues
+from the record's last time). At the end (``--duration`` reached, Ctrl-C, SIGTERM or SIGHUP) the
+session is closed with the reason.
 Exit 0; 1 when the session file could not keep everything (a full disk that did not
 recover: what is lost is said on stderr, as is every change of the file's state while
 recording); 2 on bad usage (unknown driver or protocol, a port that can never open, an
@@ -26,8 +28,10 @@ seconds, and is required).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,6 +46,7 @@ from chairside.commands._common import (
 from chairside.domain.clock import Clock, WallClock
 from chairside.domain.describe import alarm_log_line
 from chairside.service import CommandRefused, MonitorService
+from chairside.store import SessionFileError, read_session
 from chairside.training import InProcessMonitor
 from chairside.transport import port_warning
 
@@ -84,8 +89,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             duration = opts["duration"] if duration is None else min(duration, opts["duration"])
         if in_process and duration is None:
             raise UsageError("speed=max needs a duration (--duration S or duration= in the port URL)")
+        start = opts["start"]
+        last = _last_recorded_time(args.session)
+        if last is not None:  # a resumed simulated session continues its clock: time never runs backwards
+            start = max(start or WallClock().now(), last)
         sim_run = simulated_monitor(opts["scenario"], args.driver, opts["seed"], opts["speed"], noise=opts["noise"],
-                                    start=opts["start"], served=not in_process)
+                                    start=start, served=not in_process)
         clock, scenario, seed = sim_run.clock, sim_run.scenario.name, sim_run.seed
         port = "" if in_process else sim_run.port_url
     try:
@@ -142,6 +151,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         raise UsageError(str(exc)) from None
     svc.start()
     reason = "recording ended"
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in STOP_SIGNALS}
     try:
         if in_process:
             InProcessMonitor(sim_run, svc, raw=raw).run(duration)
@@ -154,7 +164,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         reason = f"record: {duration:g} s reached" if duration is not None else reason
     except KeyboardInterrupt:
         reason = "record: interrupted"
+    except StopSignal as sig:
+        reason = f"record: stopped by {sig.name}"
     finally:
+        for sig in STOP_SIGNALS:  # a second signal must not cut the close short
+            signal.signal(sig, signal.SIG_IGN)
         if sim_run is not None:
             sim_run.stop()  # the simulated monitor first: its clock stops with it
         svc.stop()
@@ -173,4 +187,32 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
                   f"file {args.session}", file=err)
         if lost:
             print(f"chairside record: NOT EVERYTHING IS IN {args.session}: {end.message or end.state}", file=err)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 1 if lost else 0
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignal(Exception):
+    """SIGTERM or SIGHUP while recording: the session is closed with the signal as its reason."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _stop_on_signal(signum: int, _frame: Any) -> None:
+    raise StopSignal(signal.Signals(signum).name)
+
+
+def _last_recorded_time(path: Path) -> datetime | None:
+    """The time of the last event of an existing session file (None: no file, or unreadable;
+    the resume then says what is wrong)."""
+    if not path.exists():
+        return None
+    try:
+        return read_session(path).events[-1].t
+    except (SessionFileError, OSError, IndexError):
+        return None

@@ -29,7 +29,9 @@ from chairside.domain.events import (
     ObservationRecorded,
     PhaseChanged,
     ReadingsRecorded,
+    MonitoringStopped,
     SessionClosed,
+    SessionResumed,
     SessionOpened,
     TrainingEvent,
 )
@@ -40,5 +42,5 @@ __all__ = [
     "DischargeAssessed", "DriverOutput", "Event", "EventAdapter", "InfusionPaused",
     "InfusionRateChanged", "InfusionResumed", "InfusionStarted", "InfusionStopped",
     "InterventionGiven", "NoteAdded", "ObservationRecorded", "Param", "PhaseChanged", "Reading",
-    "ReadingsRecorded", "SessionClosed", "SessionOpened", "TrainingEvent",
+    "ReadingsRecorded", "MonitoringStopped", "SessionClosed", "SessionResumed", "SessionOpened", "TrainingEvent",
 ]

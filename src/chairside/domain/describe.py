@@ -148,6 +148,22 @@ def _closed(ev: Any) -> tuple[str, list[str]]:
     return "Session closed" + (f": {ev.reason}" if ev.reason else ""), []
 
 
+def _monitoring_stopped(ev: Any) -> tuple[str, list[str]]:
+    return f"Monitoring stopped (session left open): {ev.reason}", []
+
+
+def _session_resumed(ev: Any) -> tuple[str, list[str]]:
+    head = f"Session resumed after {_gap(ev.gap_s)} without recording" + (f" ({ev.reason})" if ev.reason else "")
+    return head, [f"last event before the gap #{ev.last_seq} {ev.last_kind} at {ev.last_t:%H:%M:%S}"]
+
+
+def _gap(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return (f"{h} h " if h else "") + (f"{m} min " if h or m else "") + f"{sec} s"
+
+
 def _alarm_raised(ev: Any) -> tuple[str, list[str]]:
     cond = ""
     if ev.param:
@@ -223,6 +239,7 @@ _KINDS: dict[str, Callable[[Any], tuple[str, list[str]]]] = {
     "infusion_paused": _paused, "infusion_resumed": _resumed, "infusion_stopped": _stopped,
     "observation_recorded": _observation, "intervention_given": _intervention, "note": _note,
     "amendment": _amendment, "discharge_assessed": _discharge, "session_closed": _closed,
+    "monitoring_stopped": _monitoring_stopped, "session_resumed": _session_resumed,
     "alarm_raised": _alarm_raised, "alarm_escalated": _alarm_escalated,
     "alarm_acknowledged": _alarm_acknowledged, "alarm_silenced": _alarm_silenced, "alarm_cleared": _alarm_cleared,
     "device_status": _device, "training": _training, "readings_recorded": _readings,

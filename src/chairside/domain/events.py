@@ -277,6 +277,26 @@ class TrainingEvent(_EventBase):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class MonitoringStopped(_EventBase):
+    """The console or the headless recorder stopped monitoring with the session left open
+    (to be resumed): who and why. Time without monitoring follows until ``session_resumed``."""
+
+    kind: Literal["monitoring_stopped"] = "monitoring_stopped"
+    reason: str
+
+
+class SessionResumed(_EventBase):
+    """Recording resumed into an open session file: the last event before the gap and the
+    time lost (``gap_s``, from that event's time to this one's; never negative)."""
+
+    kind: Literal["session_resumed"] = "session_resumed"
+    last_seq: int
+    last_kind: str
+    last_t: datetime
+    gap_s: float = Field(ge=0)
+    reason: str = ""
+
+
 class SessionClosed(_EventBase):
     kind: Literal["session_closed"] = "session_closed"
     reason: str = ""
@@ -306,6 +326,8 @@ Event = Annotated[
         Amendment,
         DischargeAssessed,
         TrainingEvent,
+        MonitoringStopped,
+        SessionResumed,
         SessionClosed,
     ],
     Field(discriminator="kind"),
@@ -321,6 +343,6 @@ CLINICAL_EVENT_KINDS = frozenset(
         "session_opened", "checklist_completed", "baseline_recorded", "phase_changed",
         "infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed",
         "infusion_stopped", "observation_recorded", "intervention_given", "note", "amendment",
-        "discharge_assessed", "session_closed",
+        "discharge_assessed", "session_closed", "monitoring_stopped", "session_resumed",
     }
 )

@@ -580,6 +580,8 @@ def apply(state: SessionState, event: Event) -> SessionState:
         return replace(base, note_seqs=(*state.note_seqs, seq))
     if kind == "training":  # a training run's own record: kept, changes nothing clinical
         return base
+    if kind in ("monitoring_stopped", "session_resumed"):  # gaps in monitoring: kept, listed in order
+        return base
     if kind == "amendment":
         _check_amendment(state, ev, seq)
         amends = dict(state.amendments)

@@ -38,11 +38,13 @@ from chairside.domain.events import (
     InfusionStarted,
     InfusionStopped,
     InterventionGiven,
+    MonitoringStopped,
     NoteAdded,
     ObservationRecorded,
     PhaseChanged,
     SessionClosed,
     SessionOpened,
+    SessionResumed,
     TrainingEvent,
 )
 from chairside.domain.protocol import ProtocolTemplate
@@ -474,6 +476,19 @@ def assess_discharge(rec: Recorder, now: datetime, *, author: str, aldrete: Mapp
         out.append(PhaseChanged(t=now, author=a, from_phase=rec.state.phase,  # type: ignore[arg-type]
                                 to_phase="discharged", reason="discharged"))
     return out
+
+
+def resumed(last: Event, now: datetime, *, author: str, reason: str = "") -> SessionResumed:
+    """The gap a resume leaves: the last event before it and the seconds lost."""
+    return SessionResumed(t=now, author=(author or "").strip() or "SYS", last_seq=last.seq, last_kind=last.kind,
+                          last_t=last.t, gap_s=max(0.0, (now - last.t).total_seconds()), reason=reason.strip())
+
+
+def stop_monitoring(rec: Recorder, now: datetime, *, author: str, reason: str) -> list[Event]:
+    a = _open(rec, author)
+    if not reason.strip():
+        raise CommandRefused("say why monitoring stops")
+    return [MonitoringStopped(t=now, author=a, reason=reason.strip())]
 
 
 def close(rec: Recorder, now: datetime, *, author: str, reason: str = "") -> list[Event]:

@@ -185,7 +185,7 @@ class MonitorService:
         return out
 
     def _check_decode_errors(self) -> None:
-        st = self._link_stats()
+        st = _link_stats(self._link)
         if st is None:
             return
         bad = st.frames_rejected + st.bytes_skipped
@@ -194,11 +194,6 @@ class MonitorService:
             last = list(st.errors)[-1] if st.errors else st.last_error
             log.warning("decode errors on %s: %d frames rejected, %d bytes skipped; last: %s",
                         self.port, st.frames_rejected, st.bytes_skipped, last)
-
-    def _link_stats(self) -> Any:
-        with contextlib.suppress(OSError):  # a stopped listener's socket is closed: no figures
-            return None if self._link is None else self._link.stats
-        return None
 
     def tick(self) -> None:
         """One alarm-engine tick (escalation, delays, overdue NIBP), store commit, publish."""
@@ -245,18 +240,26 @@ class MonitorService:
         log.info("session opened: %s (protocol %s)", target, self.protocol_name)
         return target
 
-    def resume_session(self, path: Path | str) -> None:
-        """Open an existing session file and rebuild the state from its events."""
+    def resume_session(self, path: Path | str, *, author: str = "SYS", reason: str = "") -> Event:
+        """Open an existing session file, rebuild the state from its events and record
+        ``session_resumed`` (the last event before the gap and the time lost)."""
         p = Path(path)
         if not p.exists():
             raise CommandRefused(f"{p}: no such session file")
         with self._pump.lock:
             if self.session_open:
                 raise CommandRefused("a session is already open")
-            self._rec.resume(p)
+            events = self._rec.resume(p)
+            now = self.clock.now()
+            stored = self._rec.record_all([commands.resumed(events[-1], now, author=author, reason=reason)], now)
             snap = self._snapshot_for_subscribers()
-        self._pump.publish(snap, [])
+        self._pump.publish(snap, stored)
         log.info("session resumed: %s", p)
+        return stored[0]
+
+    def stop_monitoring(self, *, author: str, reason: str) -> Event:
+        """Record that monitoring stops with the session left open (quit), and why."""
+        return self._run(commands.stop_monitoring, {"author": author, "reason": reason})[0]
 
     def complete_checklist(self, **answers: Any) -> Event:
         """The pre-infusion checklist (``commands.checklist``)."""
@@ -389,19 +392,15 @@ class MonitorService:
         return stored
 
     def replay_event(self, ev: Event) -> list[Event]:
-        """Re-apply one recorded event at the clock's (recorded) time: a clinical event is
-        recorded again (new seq, same content) and reaches the engine as it did live; a staff
-        acknowledgement or audio pause is given to the recomputed alarms; a training entry is
-        kept. Alarm events and readings are recomputed, not copied. CommandRefused when the
-        state refuses the event."""
+        """Re-apply one recorded event at the clock's time: clinical events and staff actions
+        reach the engine as they did live; alarm events and readings are recomputed, not copied."""
         with self._pump.lock:
             now = self.clock.now()
             stored: list[Event] = []
             if ev.kind in CLINICAL_EVENT_KINDS:
                 stored = self._rec.record_all([ev.model_copy(update={"seq": -1, "mono": 0.0})], now)
-            elif ev.kind == "alarm_acknowledged" and ev.by:
-                stored = self._rec.replay_staff_action(ev, now)
-            elif ev.kind == "alarm_silenced" and ev.by and ev.mode == "audio_paused":
+            elif ev.kind in ("alarm_acknowledged", "alarm_silenced") and ev.by and \
+                    (ev.kind == "alarm_acknowledged" or ev.mode == "audio_paused"):
                 stored = self._rec.replay_staff_action(ev, now)
             elif ev.kind == "training":
                 stored = [self._rec.record(ev.model_copy(update={"seq": -1, "mono": 0.0}))]
@@ -434,8 +433,14 @@ class MonitorService:
         return rec.view.build(
             self.clock.now(), rec, port=self.port, driver=self.driver_name, protocol=self.protocol_name,
             simulated=self.simulated, discharged=self.discharged, session_open=self.session_open,
-            link_stats=self._link_stats(), readings_count=rec.readings_count,
+            link_stats=_link_stats(self._link), readings_count=rec.readings_count,
             readings_stored_mono=rec.readings_stored_mono)
+
+
+def _link_stats(link: Any) -> Any:
+    with contextlib.suppress(OSError):  # a stopped listener's socket is closed: no figures
+        return None if link is None else link.stats
+    return None
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:

@@ -260,6 +260,11 @@ class Recorder:
             sf.close()
             raise CommandRefused(f"{p}: the session is closed (open it as a replay)")
         assert state.session is not None
+        now = self.clock.now()
+        if state.last_t is not None and now < state.last_t:
+            sf.close()
+            raise CommandRefused(f"{p}: the clock ({now:%Y-%m-%d %H:%M:%S}) is behind the record's last event "
+                                 f"({state.last_t:%Y-%m-%d %H:%M:%S}): time in the record never runs backwards")
         try:
             self.use_protocol(state.session.protocol)
         except CommandRefused as exc:
