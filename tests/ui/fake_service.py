@@ -111,8 +111,11 @@ class FakeConsoleService:
         self._command("open_session", kw)
         return Path("fake.chairside")
 
-    def resume_session(self, path: Path | str) -> None:
-        self._command("resume_session", {"path": path})
+    def resume_session(self, path: Path | str, **kw: Any) -> Any:
+        return self._command("resume_session", {"path": path, **kw})
+
+    def stop_monitoring(self, **kw: Any) -> Any:
+        return self._command("stop_monitoring", kw)
 
     def acknowledge(self, alarm_id: str | None = None, *, by: str) -> list[Any]:
         out = self._command("acknowledge", {"alarm_id": alarm_id, "by": by})

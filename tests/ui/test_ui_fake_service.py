@@ -83,3 +83,38 @@ async def test_a_refused_command_keeps_the_form_open_with_the_reason():
         assert "the session is closed" in str(dlg.query_one("#dialog-error").content)
         assert fake.names() == ["add_note"]
         assert fake.calls[0][1] == {"author": "AB", "text": "patient comfortable"}
+
+
+async def test_quit_with_a_session_open_asks_why_and_records_it_before_exiting():
+    fake = FakeConsoleService(open_session_snapshot(tiles=(NIBP, HR, SPO2, PR)))
+    app = _app(fake)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        dlg = app.screen
+        assert type(dlg).__name__ == "QuitDialog" and app.is_running  # not quit at once
+        await pilot.press("escape")  # changed my mind: monitoring goes on, nothing recorded
+        await pilot.pause()
+        assert app.screen is not dlg and app.is_running and fake.calls == []
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        set_field(app.screen, "reason", "patient transferred to ED")
+        await pilot.press("ctrl+s")  # the summary first
+        await settle(pilot)
+        assert fake.calls == []
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert fake.calls == [("stop_monitoring", {"author": "AB", "reason": "patient transferred to ED"})]
+    assert app.return_code == 0
+
+
+async def test_quit_without_a_session_exits_at_once():
+    closed = replace(open_session_snapshot(), session=replace(open_session_snapshot().session, open=False))
+    fake = FakeConsoleService(closed)
+    app = _app(fake)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert fake.calls == [] and app.return_code == 0

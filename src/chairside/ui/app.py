@@ -404,6 +404,17 @@ class ChairsideApp(App[None]):
 
         await self._open(DischargeScreen())
 
+    async def action_quit(self) -> None:
+        """ctrl+q: with a session open, ask who quits and why (recorded), then exit."""
+        from chairside.ui.quit_dialog import QuitDialog
+
+        snap = self.snapshot
+        if self.replay is not None or snap is None or not snap.session.open or snap.session.closed:
+            self.exit()
+            return
+        if not isinstance(self.screen, QuitDialog):
+            await self.push_screen(QuitDialog(), callback=lambda result: self.exit() if result is not None else None)
+
     async def action_close_session(self) -> None:
         from chairside.ui.close_dialog import CloseSessionDialog
 

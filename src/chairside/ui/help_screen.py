@@ -21,7 +21,7 @@ GENERAL = (
     ("ctrl+s", "in a form: record / confirm"),
     ("tab / shift+tab", "in a form: next / previous field"),
     ("escape", "close a form or this help without recording"),
-    ("ctrl+q", "quit (the session file stays open and can be resumed)"),
+    ("ctrl+q", "quit: with a session open, asks why (recorded); the file stays open to resume"),
 )
 
 
