@@ -13,6 +13,7 @@ only when the monitor is simulated (``commands._common``): a real port never loa
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,29 @@ def run(args: argparse.Namespace) -> int:
 
     app = create_app(svc, svc.clock, settings, bell=bell, start_defaults=defaults, replay_hook=open_replay,
                      audio="auto")
-    cleanup = [svc.shutdown]
+    signalled: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        """SIGTERM / SIGHUP: leave the console; the session is closed with the signal as reason."""
+        signalled.append(signal.Signals(signum).name)
+        app.exit()
+
+    def close_if_signalled() -> None:
+        if signalled and svc.session_open:
+            who = (getattr(settings, "staff_initials", None) or "").strip() or "SYS"
+            svc.close_session(author=who, reason=f"console stopped by {signalled[0]}")
+
+    cleanup = [close_if_signalled, svc.shutdown]
     if svc.raw_capture is not None:
         cleanup.append(svc.raw_capture.close)
     if sim_run is not None:
         cleanup.append(sim_run.stop)
-    run_console(app, "console", start=svc.start, cleanup=cleanup)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        run_console(app, "console", start=svc.start, cleanup=cleanup)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if replay:
         ns = argparse.Namespace(file=replay[0], driver=None, session=None, protocol=None, phase=None)
         return replay_console(load_replayer(ns), settings, speed=1.0)
