@@ -123,3 +123,48 @@ def test_a_resume_whose_clock_is_behind_the_record_is_refused(tmp_path):
     with pytest.raises(CommandRefused, match="never runs backwards"):
         _svc(behind, tmp_path).resume_session(path)
     assert read_session(path).events[-1].kind == "note"  # nothing written by the refused resume
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminal")
+def test_the_console_on_sigterm_resumes_then_closes_with_the_signal_as_reason(tmp_path):
+    """``chairside run`` in a pseudo-terminal on a session left open by a killed ``record``:
+    the resume records the gap, SIGTERM closes the session naming the signal."""
+    import pty
+    import select
+
+    session = tmp_path / "tty.chairside"
+    proc = _record(session)
+    _wait_for_readings(session, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    exe = str(Path(sys.executable).parent / "chairside")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console on the pseudo-terminal
+        os.chdir(ROOT)
+        os.execve(exe, [exe, "run", "--port", PORT, "--driver", "masimo", "--session", str(session)], _env())
+
+    def drain(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    os.read(fd, 65536)
+                except OSError:
+                    return
+
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not any(e.kind == "session_resumed" for e in read_session(session).events):
+        drain(0.5)
+    os.kill(pid, signal.SIGTERM)
+    status = None
+    end = time.monotonic() + 30
+    while time.monotonic() < end and status is None:
+        drain(0.2)
+        done, code = os.waitpid(pid, os.WNOHANG)
+        status = code if done else None
+    assert status is not None and os.waitstatus_to_exitcode(status) == 0
+    events = read_session(session).events
+    assert verify(session).ok
+    assert [e.kind for e in events].count("session_resumed") == 1
+    assert events[-1].kind == "session_closed" and "SIGTERM" in events[-1].reason

@@ -129,6 +129,24 @@ def build_service(args: argparse.Namespace, settings: Settings) -> tuple[Monitor
 
 
 def run(args: argparse.Namespace) -> int:
+    signalled: list[str] = []
+    console: list[Any] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        """SIGTERM / SIGHUP: leave the console; the session is closed with the signal as reason."""
+        signalled.append(signal.Signals(signum).name)
+        for app in console:
+            app.exit()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run(args, signalled, console)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> int:
     settings = load_settings(staff_initials=args.initials)
     svc, defaults, sim_run = build_service(args, settings)
     from chairside.ui import create_app  # textual: only once the console opens
@@ -143,12 +161,6 @@ def run(args: argparse.Namespace) -> int:
 
     app = create_app(svc, svc.clock, settings, bell=bell, start_defaults=defaults, replay_hook=open_replay,
                      audio="auto")
-    signalled: list[str] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        """SIGTERM / SIGHUP: leave the console; the session is closed with the signal as reason."""
-        signalled.append(signal.Signals(signum).name)
-        app.exit()
 
     def close_if_signalled() -> None:
         if signalled and svc.session_open:
@@ -160,13 +172,17 @@ def run(args: argparse.Namespace) -> int:
         cleanup.append(svc.raw_capture.close)
     if sim_run is not None:
         cleanup.append(sim_run.stop)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        run_console(app, "console", start=svc.start, cleanup=cleanup)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    console.append(app)
+    if signalled:  # stopped while it was being set up: close, do not open the console
+        _cleanup_all(cleanup)
+        return 0
+    run_console(app, "console", start=svc.start, cleanup=cleanup)
     if replay:
         ns = argparse.Namespace(file=replay[0], driver=None, session=None, protocol=None, phase=None)
         return replay_console(load_replayer(ns), settings, speed=1.0)
     return 0
+
+
+def _cleanup_all(steps: list[Any]) -> None:
+    for step in steps:
+        step()
