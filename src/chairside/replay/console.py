@@ -95,8 +95,11 @@ class ReplayService(ConsoleService):
                      training: bool = False) -> Path:
         self._refuse()
 
-    def resume_session(self, path: Path | str) -> None:
-        self._refuse()
+    def resume_session(self, path: Path | str, *, author: str = "SYS", reason: str = "") -> Any:
+        return self._refuse()
+
+    def stop_monitoring(self, *, author: str, reason: str) -> Any:
+        return self._refuse()
 
     def acknowledge(self, alarm_id: str | None = None, *, by: str) -> list[Event]:
         self._refuse()
