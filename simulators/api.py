@@ -3,7 +3,8 @@
 Owns: ``generate(scenario, driver, seed, duration_s, **opts)`` -> iterator of
 ``(sim_seconds, bytes)`` (what the device sent, second by second), ``simulation(...)`` (a
 ``Simulation`` to drive step by step), ``load_scenario(name_or_path)``,
-``list_scenarios()``; the pieces chairside starts a simulated monitor with:
+``list_scenarios()``, ``check_scenario(path)`` (the problems that make a scenario file
+unfit for scoring); the pieces chairside starts a simulated monitor with:
 ``port_options(url)`` (a ``sim://`` port URL's options), ``register()`` (the ``sim://``
 scheme for pyserial), ``serve_tcp`` / ``serve_pty`` (the loopback and pseudo-terminal
 servers); and what the instructor panel lists (``ARTEFACT_KINDS``, ``device_events()``).
@@ -27,13 +28,14 @@ from serial import SerialException
 
 from simulators import register
 from simulators.devices import ARTEFACT_KINDS, CLEARED_BY
+from simulators.check import check_scenario
 from simulators.engine import DEFAULT_START, DT_S, SimEvent, Simulation
 from simulators.engine import load_scenario as _load
 from simulators.protocol_sim import Serial as _SimPort
 from simulators.scenario import Scenario, ScenarioError, find, names
 from simulators.servers import serve_pty, serve_tcp
 
-__all__ = ["ARTEFACT_KINDS", "DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation",
+__all__ = ["ARTEFACT_KINDS", "DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation", "check_scenario",
            "device_events", "generate", "list_scenarios", "load_scenario", "port_options", "register",
            "serve_pty", "serve_tcp", "simulation"]
 

@@ -36,6 +36,7 @@ from simulators.scenario import (
     DeviceEvent,
     Expected,
     Goto,
+    Harmful,
     Labetalol,
     Log,
     Mark,
@@ -128,13 +129,26 @@ class _TriggerRun:
 
 
 class _ExpectedRun:
-    __slots__ = ("exp", "cond", "opened_at", "met_at")
+    __slots__ = ("exp", "cond", "anticipate", "opened_at", "anticipated_from", "met_at", "met_by", "anticipated")
 
     def __init__(self, exp: Expected) -> None:
         self.exp = exp
         self.cond = None if exp.after == "start" else Condition(exp.after)
+        self.anticipate = None if exp.anticipate is None else Condition(exp.anticipate)
         self.opened_at: float | None = None  # set when the scenario begins ("start") or the condition holds
+        self.anticipated_from: float | None = None  # the anticipation window opened (trend began)
         self.met_at: float | None = None
+        self.met_by: str | None = None  # the action that met it (the expected one or an equivalent)
+        self.anticipated = False
+
+
+class _HarmRun:
+    __slots__ = ("harm", "cond", "done_at")
+
+    def __init__(self, harm: Harmful) -> None:
+        self.harm = harm
+        self.cond = None if harm.when == "start" else Condition(harm.when)
+        self.done_at: list[float] = []
 
 
 def load_scenario(name_or_path: str | Path | Scenario) -> Scenario:
@@ -198,6 +212,8 @@ class Simulation:
         self._state_triggers: list[_TriggerRun] = []
         self._global_triggers = [_TriggerRun(tr, f"triggers[{i}]") for i, tr in enumerate(sc.triggers)]
         self._expected = [_ExpectedRun(e) for e in sc.expected]
+        self._harms = [_HarmRun(h) for h in sc.harmful]
+        self._equivalents = sc.equivalents()
         self._infusion_started: float | None = None
         self._emit("seed", f"seed={self.seed} streams={','.join(STREAMS)} numpy={np.__version__}")
         self._emit("patient", ", ".join(f"{k}={v:.3g}" for k, v in self.individual.items()))
@@ -432,9 +448,16 @@ class Simulation:
                 if self.t - self._state_t >= tr.after_s and not run.fired:
                     self._fire(run, f"after {tr.after_s:g} s")
         for ex in self._expected:
+            if ex.met_at is not None:
+                continue
             if ex.opened_at is None and ex.cond is not None and ex.cond.evaluate(self._lookup):
                 ex.opened_at = self.t
                 self._emit("expected_open", f"{ex.exp.id}: {ex.exp.action} within {ex.exp.within_s:g} s")
+            if ex.anticipated_from is None and ex.opened_at is None and (
+                    (ex.anticipate is not None and ex.anticipate.evaluate(self._lookup))
+                    or (self.state is not None and self.state in ex.exp.anticipate_in)):
+                ex.anticipated_from = self.t
+                self._emit("expected_anticipation", f"{ex.exp.id}: {ex.exp.action} now counts as anticipated")
 
     def _fire(self, run: _TriggerRun, why: str) -> None:
         run.fired = True
@@ -447,18 +470,42 @@ class Simulation:
             self._enter_state(tr.goto, "scenario")
 
     def _on_event(self, name: str, by: str) -> None:
-        for run in (*self._global_triggers, *self._state_triggers):
+        # the triggers first see the state the action was taken in: a harm is judged there
+        if by == "trainee":
+            self._judge_harm(name)
+        for run in list((*self._global_triggers, *self._state_triggers)):
             tr = run.trigger
             if run.gen not in (-1, self._state_gen):
                 continue
-            if tr.on_event == name and not (run.fired and tr.once):
+            if tr.on_event is None or (run.fired and tr.once):
+                continue
+            if tr.on_event == name or name in self._equivalents.get(tr.on_event, ()):
                 self._fire(run, f"on {name}")
         if by == "trainee":
             for ex in self._expected:
-                if (ex.exp.action == name and ex.met_at is None and ex.opened_at is not None
-                        and self.t - ex.opened_at <= ex.exp.within_s):
-                    ex.met_at = self.t
-                    self._emit("expected_met", f"{ex.exp.id} after {self.t - ex.opened_at:.0f} s", "trainee")
+                if ex.met_at is not None or not ex.exp.counts(name):
+                    continue
+                if ex.opened_at is not None:
+                    if self.t - ex.opened_at <= ex.exp.within_s:
+                        ex.met_at, ex.met_by = self.t, name
+                        self._emit("expected_met", f"{ex.exp.id} after {self.t - ex.opened_at:.0f} s"
+                                   + ("" if name == ex.exp.action else f" ({name})"), "trainee")
+                elif ex.anticipated_from is not None:
+                    ex.met_at, ex.met_by, ex.anticipated = self.t, name, True
+                    self._emit("expected_met", f"{ex.exp.id} anticipated, before its condition"
+                               + ("" if name == ex.exp.action else f" ({name})"), "trainee")
+
+    def _judge_harm(self, name: str) -> None:
+        for h in self._harms:
+            if h.harm.action != name:
+                continue
+            holds = (self.state in h.harm.in_states) if h.harm.in_states else (
+                h.cond is None or h.cond.evaluate(self._lookup))
+            if h.harm.in_states and h.cond is not None:
+                holds = holds and h.cond.evaluate(self._lookup)
+            if holds:
+                h.done_at.append(self.t)
+                self._emit("harmful", f"{h.harm.id}: {h.harm.description}", "trainee")
 
     def _apply(self, a: Any, source: str, scheduled: bool = False, gen: int | None = None) -> None:
         if a.delay_s > 0 and not scheduled:
@@ -553,7 +600,14 @@ class Simulation:
             out.append({"id": e.id, "action": e.action, "description": e.description, "status": status,
                         "opened_at": ex.opened_at, "met_at": ex.met_at,
                         "latency_s": None if ex.met_at is None or ex.opened_at is None else ex.met_at - ex.opened_at,
-                        "points": pts, "max_points": e.points})
+                        "points": pts, "max_points": e.points, "anticipated": ex.anticipated,
+                        "met_by": ex.met_by})
+        for h in self._harms:
+            for when in h.done_at:
+                out.append({"id": h.harm.id, "action": h.harm.action, "description": h.harm.description,
+                            "status": "harmful", "opened_at": None, "met_at": when, "latency_s": None,
+                            "points": -h.harm.points, "max_points": 0, "anticipated": False,
+                            "met_by": h.harm.action})
         return out
 
     def wall_time(self, t: float | None = None) -> datetime:

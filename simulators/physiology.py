@@ -45,6 +45,9 @@ VARIABLES: dict[str, float] = {
     "rhythm_rate": 0.0,  # ventricular rate in AF / SVT, bpm (set from the model at start)
     "pulse_deficit": 0.0,  # fraction of beats without a palpable pulse
     "motion": 0.0,  # 0..1 patient movement (read by the device layer)
+    "sedative": 0.0,  # 0..1 benzodiazepine effect (midazolam): deepens obstruction and depression
+    "destimulation": 0.0,  # 0..1 reassurance and a quiet room (eases agitation)
+    "stimulation": 0.0,  # 0..1 verbal/tactile stimulation (eases obstruction for a while)
 }
 RHYTHMS = ("sinus", "af", "svt")
 
@@ -263,6 +266,29 @@ class Physiology:
         self._c_pi = (pf["pi_baseline"], pf["vagal_fraction"], pf["pi_sd"], pf["pi_min"])
         pd = self.pd
         self._c_pd = (pd["gamma"], pd["ec50_ug_ml"])
+        cc = dict(m.get("ce_coupling", {}))
+        self._c_floor = cc.pop("ce_floor_ug_ml", 0.05)
+        self._coupled = tuple(name for name, on in cc.items() if on)
+        self._c_destim = m.get("destimulation", {}).get("agitation_fraction", 0.0)
+        st = m.get("stimulation", {})
+        self._c_stim = (st.get("obstruction_fraction", 0.0), st.get("decay_s", 0.0))
+        sd = m.get("sedative", {})
+        self._c_sed = (sd.get("resp_depression", 0.0), sd.get("obstruction_factor", 0.0))
+        self._ce_peak: dict[str, Any] = {}
+
+    def _coupling(self, ce) -> dict[str, Any]:
+        """Ce / its peak since each drug-driven variable rose above zero (1 when unset)."""
+        v = self.vars
+        out: dict[str, Any] = {}
+        for name in self._coupled:
+            if v[name] <= 0.0:
+                self._ce_peak.pop(name, None)
+                continue
+            peak = self._ce_peak.get(name)
+            peak = self._max(ce, self._c_floor) if peak is None else self._max(peak, ce)
+            self._ce_peak[name] = peak
+            out[name] = self._min(1.0, self._max(ce, 0.0) / peak)
+        return out
 
     def step(self, t: float, z) -> TrueValues:
         """Advance to time ``t`` (the end of the step) with the noise row ``z``
@@ -287,7 +313,10 @@ class Physiology:
             self.d_sao2 = self._ou_sao2_a * self.d_sao2 + self._c_dsao2 * zc[3]
         # the scenario's state variables and rescue drugs: plain numbers shared by all patients
         lab_e = self._labetalol_effect(t) if self._labetalol else 0.0
+        coupling = self._coupling(ce) if self._coupled else {}
         ag, na, pl, vg = v["agitation"], v["nausea"], v["preload"], v["vagal"]
+        if ag > 0.0:
+            ag = ag * coupling.get("agitation", 1.0) * (1.0 - v["destimulation"] * self._c_destim)
         c_lab, c_ag, c_na, c_pl, c_vg = self._c_lab, self._c_ag, self._c_na, self._c_pl, self._c_vg
         s_add = (spec.sbp + lab_e * c_lab[0] + v["sbp_offset"] + ag * c_ag[0] + na * c_na[0]
                  + pl * c_pl[0] + vg * c_vg[0])
@@ -319,8 +348,17 @@ class Physiology:
         hr = mn(mx(hr, h_lo), h_hi)
         # saturation: first order towards a target set by ventilation
         support, o2_benefit, desat, floor, ceiling = self._c_sao2
-        obstruction = v["airway_obstruction"] * (1.0 - v["airway_support"] * support)
-        hypo = max(obstruction, v["resp_depression"]) * (1.0 - v["o2_support"] * o2_benefit)
+        sed_resp, sed_obst = self._c_sed
+        stim_frac, stim_decay = self._c_stim
+        sed = v["sedative"]
+        obstruction = v["airway_obstruction"] * coupling.get("airway_obstruction", 1.0)
+        if v["airway_obstruction"] > 0.0:
+            obstruction = mn(1.0, obstruction * (1.0 + sed * sed_obst)) * (1.0 - v["stimulation"] * stim_frac)
+        obstruction = obstruction * (1.0 - v["airway_support"] * support)
+        resp = mn(1.0, v["resp_depression"] * coupling.get("resp_depression", 1.0) + sed * sed_resp)
+        hypo = mx(obstruction, resp) * (1.0 - v["o2_support"] * o2_benefit)
+        if v["stimulation"] > 0.0 and stim_decay > 0.0:
+            v["stimulation"] = max(0.0, v["stimulation"] - self.dt / stim_decay)
         target = mn(mx((spec.spo2 - desat * hypo) + self.d_sao2, floor), ceiling)
         if self.batch:
             k = np.where(target < self.sao2, self._sao2_fall, self._sao2_rise)

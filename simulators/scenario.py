@@ -26,7 +26,7 @@ from simulators.physiology import RHYTHMS, VARIABLES
 SCHEMA = "chairside-scenario/1"
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
-TREATMENTS = ("oxygen", "jaw_thrust", "legs_raised", "midazolam", "ondansetron")
+TREATMENTS = ("oxygen", "jaw_thrust", "legs_raised", "midazolam", "ondansetron", "reassure", "stimulate")
 DEVICE_EVENTS = tuple(sorted(set(CLEARED_BY.values()) | {"nibp_stat", "nibp_measure"}))
 PUMP_EVENTS = ("pause_infusion", "resume_infusion", "stop_infusion")
 _IDENT = r"^[a-z][a-z0-9_]*$"
@@ -37,7 +37,6 @@ _IDENT = r"^[a-z][a-z0-9_]*$"
 MARKS = {
     "call_prescriber": "notify the prescriber (on site: REMS) / call for help",
     "call_ems": "call emergency medical services",
-    "reassure": "talk to and reassure the patient, reduce stimulation",
     "acknowledge": "acknowledge an alarm at the console",
 }
 # What a trainee can do, by the name the simulator knows it (``inject(name, **args)``,
@@ -56,6 +55,7 @@ ALIASES = {
     "airway_manoeuvre": "jaw_thrust",
     "airway": "jaw_thrust",
     "reassurance": "reassure",
+    "stimulation": "stimulate",
     "check_probe": "probe_reattach",
     "check_cuff": "cuff_reapply",
     "ems": "call_ems",
@@ -325,14 +325,28 @@ class State(_M):
         return self
 
 
+def _trainee(v: str) -> str:
+    v = canonical(v)
+    if v not in TRAINEE_ACTIONS:
+        raise ValueError(f"unknown trainee action {v!r}; choose one of: {', '.join(TRAINEE_ACTIONS)}")
+    return v
+
+
 class Expected(_M):
-    """A trainee action the debrief looks for: ``action`` within ``within_s`` after the
-    condition ``after`` first holds (``"start"``: from the start of the run)."""
+    """A trainee action the debrief looks for: ``action`` (or one of its ``equivalent``
+    actions: stopping satisfies a pause) within ``within_s`` after the condition ``after``
+    first holds (``"start"``: from the start of the run). An action taken in anticipation
+    -- once ``anticipate`` has held, or while the scenario is in one of ``anticipate_in``
+    (the trend that leads to the condition has begun), before ``after`` holds -- earns the
+    expectation too, marked "anticipated" in the debrief."""
 
     id: str = Field(pattern=_IDENT)
     action: str = Field(pattern=_IDENT)
+    equivalent: list[str] = []
     within_s: float = Field(gt=0)
     after: str = "start"
+    anticipate: str | None = None
+    anticipate_in: list[str] = []
     points: int = Field(default=1, ge=0)
     description: str = ""
 
@@ -341,13 +355,47 @@ class Expected(_M):
     def _after(cls, v: str) -> str:
         return v if v == "start" else _check_condition(v)
 
+    @field_validator("anticipate")
+    @classmethod
+    def _anticipate(cls, v: str | None) -> str | None:
+        return v if v is None else _check_condition(v)
+
     @field_validator("action")
     @classmethod
     def _trainee_action(cls, v: str) -> str:
-        v = canonical(v)
-        if v not in TRAINEE_ACTIONS:
-            raise ValueError(f"unknown trainee action {v!r}; choose one of: {', '.join(TRAINEE_ACTIONS)}")
-        return v
+        return _trainee(v)
+
+    @field_validator("equivalent")
+    @classmethod
+    def _equivalents(cls, v: list[str]) -> list[str]:
+        return [_trainee(x) for x in v]
+
+    def counts(self, name: str) -> bool:
+        """Whether the trainee action ``name`` (simulator name) satisfies this expectation."""
+        return name == self.action or name in self.equivalent
+
+
+class Harmful(_M):
+    """A trainee action that harms the patient in this scenario: ``action`` while the
+    condition ``when`` holds (``"start"``: at any time) or while the scenario is in one of
+    ``in_states``. It costs ``points`` and the debrief says ``description``."""
+
+    id: str = Field(pattern=_IDENT)
+    action: str = Field(pattern=_IDENT)
+    when: str = "start"
+    in_states: list[str] = []
+    points: int = Field(default=1, ge=0)
+    description: str
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, v: str) -> str:
+        return v if v == "start" else _check_condition(v)
+
+    @field_validator("action")
+    @classmethod
+    def _trainee_action(cls, v: str) -> str:
+        return _trainee(v)
 
 
 class Patient(_M):
@@ -448,6 +496,7 @@ class Scenario(_M):
     states: dict[str, State] = {}
     triggers: list[Trigger] = []
     expected: list[Expected] = []
+    harmful: list[Harmful] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -472,7 +521,23 @@ class Scenario(_M):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"expected: duplicate id {sorted(dup)[0]!r}")
+        for i, e in enumerate(self.expected):
+            for s in e.anticipate_in:
+                if s not in names:
+                    raise ValueError(f"expected[{i}].anticipate_in: no state named {s!r}")
+        for i, h in enumerate(self.harmful):
+            for s in h.in_states:
+                if s not in names:
+                    raise ValueError(f"harmful[{i}].in_states: no state named {s!r}")
         return self
+
+    def equivalents(self) -> dict[str, set[str]]:
+        """action -> the other trainee actions that count as it (from the expectations):
+        the scenario's own ``on_event`` triggers accept them too."""
+        out: dict[str, set[str]] = {}
+        for e in self.expected:
+            out.setdefault(e.action, set()).update(e.equivalent)
+        return out
 
     def _all_triggers(self):
         for i, tr in enumerate(self.triggers):
