@@ -449,8 +449,13 @@ def _relative(results: list[dict[str, Any]], offset: float | None) -> list[dict[
 def _score_text(results: list[dict[str, Any]]) -> str:
     pts = sum(r["points"] for r in results)
     best = sum(r["max_points"] for r in results)
-    met = sum(1 for r in results if r["status"] == "met")
-    return f"{pts} of {best} points; {met} of {len(results)} expected actions met"
+    expected = [r for r in results if r["status"] != "harmful"]
+    met = sum(1 for r in expected if r["status"] == "met")
+    anticipated = sum(1 for r in expected if r["status"] == "met" and r.get("anticipated"))
+    harmful = len(results) - len(expected)
+    return (f"{pts} of {best} points; {met} of {len(expected)} expected actions met"
+            + (f" ({anticipated} anticipated)" if anticipated else "")
+            + (f"; {harmful} harmful action{'s' if harmful != 1 else ''}" if harmful else ""))
 
 
 # ---------------------------------------------------------------------------- headless runs

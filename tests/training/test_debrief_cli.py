@@ -156,3 +156,37 @@ def test_debrief_bad_file_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.chairside" in err[0]
     assert main(["debrief", str(tmp_path / "none.chairside")]) == 2
+
+
+def test_the_debrief_says_anticipated_for_an_early_pause(tmp_path, capsys):
+    # pause on the first displayed systolic >= 160 (the file's anticipation), before 180
+    path = tmp_path / "anticipated.chairside"
+    steps = [START,
+             ("pause", lambda svc, run: 160 <= (latest(svc, "nibp_sys") or 0) < 180,
+              lambda svc, run: svc.pause_infusion(author="TR", reason="SBP rising"))]
+    record_headless(path, "hypertensive-surge", seed=7, duration_s=2400, start=DEFAULT_START, steps=steps)
+    capsys.readouterr()
+    assert main(["debrief", str(path)]) == 0
+    md = capsys.readouterr().out
+    pause_points = points("hypertensive-surge")["pause_on_sbp180"]
+    assert "met (anticipated)" in md
+    assert f"{pause_points}/{pause_points} |" in md
+
+
+def test_the_debrief_flags_a_harmful_drug_and_deducts_its_points(tmp_path, capsys):
+    doc = tomllib.loads((SCENARIOS / "over-sedation.toml").read_text())
+    harm = next(h for h in doc["harmful"] if h["action"] == "midazolam")
+    path = tmp_path / "harm.chairside"
+    steps = [START,
+             ("midazolam", lambda svc, run: run.sim.state == "obstructing",
+              lambda svc, run: svc.record_intervention(author="TR", drug="midazolam", dose=1.0, dose_unit="mg",
+                                                       route="IV"))]
+    record_headless(path, "over-sedation", seed=13, duration_s=1500, start=DEFAULT_START, steps=steps)
+    capsys.readouterr()
+    assert main(["debrief", str(path), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    harmful = [r for r in rows if r["type"] == "expectation" and r["status"] == "harmful"]
+    assert [r["id"] for r in harmful] == [harm["id"]]
+    assert harmful[0]["points"] == -harm["points"]
+    score = next(r for r in rows if r["type"] == "score")
+    assert score["harmful"] == 1 and score["points"] <= -harm["points"] + score["possible"]

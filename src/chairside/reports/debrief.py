@@ -208,7 +208,16 @@ def _expectations(training: list[Any], live: list[dict[str, Any]] | None, opened
     except Exception:  # noqa: BLE001 - the simulator or the scenario may not be here
         listed = []
     by_id = {x["id"]: x for x in listed}
+    harms: list[dict[str, Any]] = []
+    harm_points = {h.id: h.points for h in (sc.harmful if listed else ())}
     for e in training:
+        if e.action == "harmful":
+            hid, _, text = e.detail.partition(": ")
+            pts = harm_points.get(hid, 0)
+            harms.append({"id": hid, "action": "", "description": text, "within_s": None, "max_points": 0,
+                          "opened_at": None, "met_at": e.sim_t, "status": "harmful", "points": -pts,
+                          "latency_s": None, "anticipated": False})
+            continue
         if e.action not in ("expected_open", "expected_met"):
             continue
         eid = e.detail.split(":", 1)[0].split(" ", 1)[0]
@@ -217,6 +226,7 @@ def _expectations(training: list[Any], live: list[dict[str, Any]] | None, opened
             x.setdefault("opened_at", e.sim_t)
         else:
             x["met_at"] = e.sim_t
+            x["anticipated"] = " anticipated" in e.detail
     out = []
     for x in by_id.values():
         opened_at, met_at = x.get("opened_at"), x.get("met_at")
@@ -230,16 +240,20 @@ def _expectations(training: list[Any], live: list[dict[str, Any]] | None, opened
             status, pts = "missed", 0
         out.append({**x, "opened_at": opened_at, "met_at": met_at, "status": status, "points": pts,
                     "latency_s": None if met_at is None or opened_at is None else round(met_at - opened_at, 1)})
-    return out, "the record (the run was cut short)"
+    return out + harms, "the record (the run was cut short)"
 
 
 def _score(exps: list[dict[str, Any]]) -> dict[str, Any]:
-    triggered = [x for x in exps if x["status"] != "not_triggered"]
+    """Points earned (harmful actions deduct theirs) over the points of the expectations
+    whose moment came (or that the trainee anticipated)."""
+    triggered = [x for x in exps if x["status"] not in ("not_triggered", "harmful")]
     points = sum(x["points"] for x in exps)
     possible = sum(x["max_points"] for x in triggered)
     return {"points": points, "possible": possible, "all_points": sum(x["max_points"] for x in exps),
             "percent": None if not possible else round(100.0 * points / possible, 1),
             "met": sum(1 for x in exps if x["status"] == "met"),
+            "anticipated": sum(1 for x in exps if x["status"] == "met" and x.get("anticipated")),
+            "harmful": sum(1 for x in exps if x["status"] == "harmful"),
             "missed": sum(1 for x in exps if x["status"] == "missed"),
             "pending": sum(1 for x in exps if x["status"] == "pending"),
             "not_triggered": sum(1 for x in exps if x["status"] == "not_triggered")}

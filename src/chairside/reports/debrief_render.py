@@ -80,6 +80,19 @@ def _ack(a: dict[str, Any]) -> tuple[str, str]:
     return tta, at_high
 
 
+def status_text(x: dict[str, Any]) -> str:
+    """An expectation's status as the debrief says it: anticipated, met by an equivalent
+    action, or HARMFUL (a harmful action, its points deducted)."""
+    if x["status"] == "harmful":
+        return "HARMFUL"
+    text = x["status"].replace("_", " ")
+    if x["status"] == "met" and x.get("anticipated"):
+        text = "met (anticipated)"
+    if x["status"] == "met" and x.get("met_by") and x["met_by"] != x["action"]:
+        text += f" by {x['met_by'].replace('_', ' ')}"
+    return text
+
+
 def to_markdown(d: dict[str, Any]) -> str:
     h = d["header"]
     seed = f"(seed {h['seed']})" if h["seed"] is not None else ""
@@ -98,16 +111,20 @@ def to_markdown(d: dict[str, Any]) -> str:
     else:
         pct = "n/a" if s["percent"] is None else f"{s['percent']:g} %"
         lines.append(f"**{s['points']} of {s['possible']} points** ({pct}) for the expected actions whose moment came; "
-                     f"{s['met']} met, {s['missed']} missed, {s['pending']} pending, {s['not_triggered']} not "
-                     f"triggered (the scenario's {s['all_points']} points in all). Expectations from "
-                     f"{h['expectations_from']}.")
+                     f"{s['met']} met ({s.get('anticipated', 0)} anticipated), {s['missed']} missed, "
+                     f"{s['pending']} pending, {s['not_triggered']} not triggered (the scenario's "
+                     f"{s['all_points']} points in all). Expectations from {h['expectations_from']}.")
+        if s.get("harmful"):
+            lines.append("")
+            lines.append(f"**{s['harmful']} harmful action{'s' if s['harmful'] != 1 else ''}** "
+                         "(points deducted; see the expected actions).")
     lines += ["", "## Expected actions", ""]
     if d["expectations"]:
         lines += ["| action | expected | status | condition at | done at | after | points |",
                   "|---|---|---|---|---|---|---|"]
         for x in d["expectations"]:
             lat = "—" if x.get("latency_s") is None else f"{x['latency_s']:.0f} s"
-            lines.append(f"| {x['action']} | {x.get('description') or x['id']} | {x['status'].replace('_', ' ')} | "
+            lines.append(f"| {x['action']} | {x.get('description') or x['id']} | {status_text(x)} | "
                          f"{_mmss(x.get('opened_at'))} | {_mmss(x.get('met_at'))} | {lat} | "
                          f"{x['points']}/{x['max_points']} |")
     else:
@@ -189,7 +206,10 @@ def to_html(d: dict[str, Any], chart_svg: str | None = None) -> str:
     else:
         pct = "n/a" if s["percent"] is None else f"{s['percent']:g} %"
         w.append(f'<p class="score">{s["points"]} of {s["possible"]} points ({_e(pct)})</p>'
-                 f"<p>{s['met']} met, {s['missed']} missed, {s['pending']} pending, {s['not_triggered']} not triggered.</p>")
+                 f"<p>{s['met']} met ({s.get('anticipated', 0)} anticipated), {s['missed']} missed, {s['pending']} "
+                 f"pending, {s['not_triggered']} not triggered"
+                 + (f"; <strong>{s['harmful']} harmful action(s)</strong>, points deducted" if s.get("harmful") else "")
+                 + ".</p>")
     w.append("<h2>Vital signs</h2>")
     if svg:
         w.append(f"<figure>{svg}<figcaption>Displayed readings"
@@ -206,7 +226,7 @@ def to_html(d: dict[str, Any], chart_svg: str | None = None) -> str:
                  "<th>points</th></tr>")
         for x in d["expectations"]:
             w.append(f"<tr><td>{_e(x['action'])}</td><td>{_e(x.get('description') or x['id'])}</td>"
-                     f"<td>{_e(x['status'].replace('_', ' '))}</td><td class='t'>{_e(_mmss(x.get('opened_at')))}</td>"
+                     f"<td>{_e(status_text(x))}</td><td class='t'>{_e(_mmss(x.get('opened_at')))}</td>"
                      f"<td class='t'>{_e(_mmss(x.get('met_at')))}</td><td>{x['points']}/{x['max_points']}</td></tr>")
         w.append("</table>")
     else:
