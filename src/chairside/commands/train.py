@@ -6,7 +6,9 @@ held at rest until the trainee starts the infusion, served as a monitor on 127.0
 the normal console reading it through ``socket://`` and the driver, on simulated time ->
 the instructor panel (ctrl+t: the key the trainee is told not to press) -> the debrief
 (shown at the end, written beside the session file as ``.debrief.md`` and
-``.debrief.jsonl``, and printed as paths on exit). Exit 0; 2 on a bad scenario or options.
+``.debrief.jsonl``, and printed as paths on exit). The run also serves its instructor
+controls on a private local socket, so ``chairside train --instructor`` on a second
+terminal opens the same panel there. Exit 0; 2 on a bad scenario or options.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from chairside.service import CommandRefused, MonitorService
 from chairside.settings import Settings
 from chairside.store.private import write_private_text
 from chairside.training import TrainingError, TrainingRun
+from chairside.training_remote import InstructorServer, RemoteRun, RemoteRunError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", required=True, help="scenario name (`chairside scenarios`) or a scenario file")
+    parser.add_argument("--scenario", help="scenario name (`chairside scenarios`) or a scenario file")
+    parser.add_argument("--instructor", action="store_true",
+                        help="open the instructor panel of a running training run (a second terminal)")
+    parser.add_argument("--control", type=Path, default=None,
+                        help="the run's instructor socket (default: in the user's runtime folder); with "
+                             "--instructor, the socket to attach to")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the scenario's)")
     parser.add_argument("--driver", choices=DRIVERS, default="ge-s5",
                         help="the simulated monitor's protocol (default ge-s5)")
@@ -91,7 +99,30 @@ def write_debrief(run: TrainingRun, out_dir: Path | None = None) -> list[Path]:
     return written
 
 
+def _instructor(args: argparse.Namespace) -> int:
+    """``chairside train --instructor``: the panel of a run started on another terminal."""
+    from chairside.ui.instructor_app import InstructorApp  # textual: only once the panel opens
+
+    try:
+        remote = RemoteRun(args.control)
+    except RemoteRunError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        InstructorApp(remote).run()
+    finally:
+        remote.close()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.instructor:
+        return _instructor(args)
+    if not args.scenario:
+        raise UsageError("train: --scenario NAME is required (or --instructor to attach to a running run)")
+    return _console(args)
+
+
+def _console(args: argparse.Namespace) -> int:
     settings = load_settings(staff_initials=args.initials)
     training, svc, defaults = build(args, settings)
     from chairside.ui import create_app  # textual: only once the console opens
@@ -99,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
     bell = (not args.no_bell) and settings.bell
     app = create_app(svc, training.clock, settings, bell=bell, start_defaults=defaults, training=training,
                      audio="auto")
+    try:
+        control = InstructorServer(training, args.control)
+    except (TrainingError, OSError) as exc:
+        control = None  # the pop-up panel (ctrl+t) still works; say why the second terminal cannot
+        print(f"chairside train: no instructor socket: {exc}", file=sys.stderr)
     written: list[Path] = []
 
     def debrief() -> None:
@@ -111,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - any failure of the debrief is reported, not raised
             print(f"chairside train: the debrief could not be written: {exc}", file=sys.stderr)
 
-    run_console(app, "training console", start=svc.start, cleanup=[debrief, svc.shutdown, training.stop])
+    def close_control() -> None:
+        if control is not None:
+            control.close()
+
+    run_console(app, "training console", start=svc.start,
+                cleanup=[debrief, svc.shutdown, training.stop, close_control])
     for p in written:
         print(f"debrief: {p}")
     return 0
