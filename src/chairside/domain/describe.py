@@ -233,6 +233,10 @@ def _readings(ev: Any) -> tuple[str, list[str]]:
     return f"{len(ev.readings)} readings{span}: " + "; ".join(parts), []
 
 
+def _rems_filed(ev: Any) -> tuple[str, list[str]]:
+    return f"REMS Patient Monitoring Form filed by {ev.by}", [f"reference {ev.reference}" if ev.reference else ""]
+
+
 _KINDS: dict[str, Callable[[Any], tuple[str, list[str]]]] = {
     "session_opened": _session_opened, "checklist_completed": _checklist, "baseline_recorded": _baseline,
     "phase_changed": _phase, "infusion_started": _infusion_started, "infusion_rate_changed": _rate_changed,
@@ -243,6 +247,7 @@ _KINDS: dict[str, Callable[[Any], tuple[str, list[str]]]] = {
     "alarm_raised": _alarm_raised, "alarm_escalated": _alarm_escalated,
     "alarm_acknowledged": _alarm_acknowledged, "alarm_silenced": _alarm_silenced, "alarm_cleared": _alarm_cleared,
     "device_status": _device, "training": _training, "readings_recorded": _readings,
+    "rems_form_filed": _rems_filed,
 }
 
 

@@ -302,6 +302,16 @@ class SessionClosed(_EventBase):
     reason: str = ""
 
 
+class RemsFormFiled(_EventBase):
+    """The esketamine REMS Patient Monitoring Form of this session was filed (appended after
+    the session closed, by ``chairside rems --filed``). ``reference`` is the clinic's own
+    reference of the submission (a confirmation number, say)."""
+
+    kind: Literal["rems_form_filed"] = "rems_form_filed"
+    by: str
+    reference: str = ""
+
+
 Event = Annotated[
     Union[
         SessionOpened,
@@ -329,6 +339,7 @@ Event = Annotated[
         MonitoringStopped,
         SessionResumed,
         SessionClosed,
+        RemsFormFiled,
     ],
     Field(discriminator="kind"),
 ]
@@ -343,6 +354,6 @@ CLINICAL_EVENT_KINDS = frozenset(
         "session_opened", "checklist_completed", "baseline_recorded", "phase_changed",
         "infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed",
         "infusion_stopped", "observation_recorded", "intervention_given", "note", "amendment",
-        "discharge_assessed", "session_closed", "monitoring_stopped", "session_resumed",
+        "discharge_assessed", "session_closed", "monitoring_stopped", "session_resumed", "rems_form_filed",
     }
 )

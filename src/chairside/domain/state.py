@@ -64,6 +64,8 @@ INFUSION_KINDS = frozenset(
 _NOT_AMENDABLE_FIELDS = frozenset({"seq", "kind"})
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 FIRST_SEQ = 1  # chairside.store numbers a session's events from 1
+# what may still be appended after session_closed: corrections, and the REMS form's filing
+AFTER_CLOSE_KINDS = frozenset({"amendment", "rems_form_filed"})
 
 
 class StateError(ValueError):
@@ -234,6 +236,7 @@ class SessionState:
     intervention_seqs: tuple[int, ...] = ()
     note_seqs: tuple[int, ...] = ()
     discharge_seqs: tuple[int, ...] = ()
+    rems_filed_seqs: tuple[int, ...] = ()
     alarms: Mapping[str, AlarmState] = field(default_factory=lambda: _EMPTY)
     devices: Mapping[str, DeviceStatusChanged] = field(default_factory=lambda: _EMPTY)  # "kind:param" -> latest
     amendments: Mapping[int, tuple[Amendment, ...]] = field(default_factory=lambda: _EMPTY)  # target_seq -> amendments
@@ -540,7 +543,7 @@ def apply(state: SessionState, event: Event) -> SessionState:
         seq = state.last_seq + 1 if state.last_seq >= 0 else FIRST_SEQ
         if ev.kind != "readings_recorded":  # kept in the state: keep it as it will be stored
             ev = ev.model_copy(update={"seq": seq})
-    if state.closed and ev.kind != "amendment":
+    if state.closed and ev.kind not in AFTER_CLOSE_KINDS:
         raise StateError(f"{_label(ev, seq)}: the session was closed at #{state.closed_seq}")
     if state.session is None and ev.kind != "session_opened":
         raise StateError(f"{_label(ev, seq)}: the first event must be session_opened")
@@ -598,6 +601,8 @@ def apply(state: SessionState, event: Event) -> SessionState:
         return replace(base, discharge_seqs=(*state.discharge_seqs, seq))
     if kind == "session_closed":
         return replace(base, closed=True, closed_seq=seq, close_reason=ev.reason)
+    if kind == "rems_form_filed":
+        return replace(base, rems_filed_seqs=(*state.rems_filed_seqs, seq))
     raise StateError(f"{_label(ev, seq)}: unknown event kind")  # pragma: no cover
 
 
