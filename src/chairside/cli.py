@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "protocols": "list the protocol templates",
     "ports": "list serial ports",
     "config": "print the effective settings and where each came from",
+    "course": "every session of one patient: the course and its outcomes",
+    "rems": "esketamine REMS forms due, and marking one filed",
 }
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -78,6 +80,12 @@ def _module(name: str) -> ModuleType:  # noqa: PLR0911 - one plain import per co
     if name == "ports":
         from chairside.commands import ports
         return ports
+    if name == "course":
+        from chairside.commands import course
+        return course
+    if name == "rems":
+        from chairside.commands import rems
+        return rems
     if name == "config":
         from chairside.commands import config
         return config
