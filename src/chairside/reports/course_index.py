@@ -14,8 +14,10 @@ Must not import: textual, chairside.ui, chairside.service, chairside.transport.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from chairside.store.schema import SessionFileError
 __all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX"]
 
 INDEX_NAME = ".chairside-index.sqlite"
+PARALLEL_FROM = 32  # files to (re)read before the index uses every core
 SUFFIX = ".chairside"
 _VERSION = "1"
 _SCHEMA = """
@@ -101,10 +104,16 @@ class CourseIndex:
                  self.con.execute("SELECT name, size, mtime_ns FROM files")}
         for gone in set(known) - set(files):
             self.con.execute("DELETE FROM files WHERE name = ?", (gone,))
-        for name, st in files.items():
-            if known.get(name) == (st.st_size, st.st_mtime_ns):
-                continue
-            summary = summarize(self.folder / name)
+        todo = [name for name, st in files.items() if known.get(name) != (st.st_size, st.st_mtime_ns)]
+        paths = [self.folder / name for name in todo]
+        if len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+            ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+            with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx) as pool:
+                results = list(pool.map(summarize, paths, chunksize=16))
+        else:
+            results = [summarize(p) for p in paths]
+        for name, summary in zip(todo, results):
+            st = files[name]
             self.con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                              (name, st.st_size, st.st_mtime_ns, json.dumps(asdict(summary))))
         self.con.commit()

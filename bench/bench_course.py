@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Benchmark of the patient's course (issue 19): a folder of 1,000 session files of 1-hour
+simulated sessions; the first index, the course view of one patient with the index warm,
+and the REMS list. Targets: first index <= 10 s, course <= 0.3 s, REMS list <= 0.3 s.
+
+    python3 dev.py bench course          # 1,000 files
+    python3 dev.py bench course --quick  # 100 files
+
+The sessions are made by the simulator through the real path (bytes -> driver -> service
+-> store): DISTINCT uneventful 1-hour sessions of different patients, each copied so the
+folder holds 1,000 files (a copy is a whole session file; the index reads each one).
+Each figure is the median of several runs of the whole command in a fresh process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+DISTINCT = 10
+
+
+def make_sessions(folder: Path, total: int) -> None:
+    from chairside.training import record_headless
+    from simulators.api import DEFAULT_START
+
+    def begin(svc, run):
+        svc.complete_checklist(author="RN", contraindications={i.key: False for i in svc.data.checklist},
+                               hours_fasted=6, escort_confirmed=True, consent=True)
+        svc.record_baseline(author="RN")
+        svc.start_infusion(author="RN", concentration_mg_ml=0.4, confirmed_by="SIM")
+
+    seeds = []
+    for i in range(DISTINCT):
+        path = folder / f"src-{i}.chairside"
+        steps = [("phq9", lambda svc, run, s=20 - i: True,
+                  lambda svc, run, s=20 - i: svc.record_observation(author="RN", scale="phq9", score=s)),
+                 ("start", lambda svc, run: svc.snapshot().tile("nibp").value is not None, begin)]
+        record_headless(path, "uneventful", seed=100 + i, duration_s=3600,
+                        start=DEFAULT_START + timedelta(days=i), steps=steps)
+        seeds.append(path)
+    for k in range(total):
+        src = seeds[k % DISTINCT]
+        shutil.copy(src, folder / f"s{k:04d}.chairside")
+    for p in seeds:
+        p.unlink()
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    total = 100 if quick else 1000
+    exe = [sys.executable, "-c", "import sys; from chairside.cli import main; sys.exit(main())"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        make_sessions(folder, total)
+        print(f"made {total} session files ({DISTINCT} distinct 1-hour sessions) in {time.perf_counter() - t0:.0f} s")
+        firsts = []
+        for _ in range(1 if not quick else 2):
+            (folder / ".chairside-index.sqlite").unlink(missing_ok=True)
+            firsts.append(timed([*exe, "course", "SIM-0100", "--folder", str(folder), "--format", "json"]))
+        course = [timed([*exe, "course", "SIM-0100", "--folder", str(folder), "--format", "json"]) for _ in range(5)]
+        rems = [timed([*exe, "rems", "--folder", str(folder)]) for _ in range(5)]
+        base = [timed([*exe, "--version"]) for _ in range(5)]
+    f, c, r, b = (statistics.median(x) for x in (firsts, course, rems, base))
+    print(f"first index of {total} files: median {f:.2f} s (target <= 10 s for 1,000: ratio {f / 10:.2f})")
+    print(f"course view, index warm:     median {c:.3f} s (target <= 0.3 s: ratio {c / 0.3:.2f}); "
+          f"of which Python start-up ~{b:.3f} s")
+    print(f"REMS list, index warm:       median {r:.3f} s (target <= 0.3 s: ratio {r / 0.3:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
