@@ -15,6 +15,11 @@ import difflib
 import sys
 from pathlib import Path
 
+from chairside.commands._common import UsageError, load_settings
+from chairside.reports.course import course_rows, render
+from chairside.reports.course_index import CourseError, CourseIndex
+from chairside.store.private import write_private_text
+
 FORMATS = ("table", "json", "html", "csv")
 
 
@@ -26,26 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-index", action="store_true", help="check the folder's index against its files")
 
 
-def session_folder(folder: Path | None) -> Path:
-    from chairside.commands.run import load_settings_or_usage
-
-    if folder is not None:
-        return folder
-    settings = load_settings_or_usage()
-    return Path(settings.session_dir)
-
-
 def nearby(pid: str, known: list[str], n: int = 5) -> list[str]:
     return difflib.get_close_matches(pid, sorted(set(known)), n=n, cutoff=0.5)
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.reports.course import course_rows, render
-    from chairside.reports.course_index import CourseError, CourseIndex
-    from chairside.store.private import write_private_text
-
-    folder = session_folder(args.folder)
+    folder = args.folder or load_settings(diagnostics=False).session_dir
     try:
         with CourseIndex(folder) as index:
             summaries = index.refresh()

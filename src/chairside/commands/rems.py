@@ -17,6 +17,13 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from chairside.commands._common import UsageError, load_settings
+from chairside.domain.clock import WallClock
+from chairside.domain.events import RemsFormFiled
+from chairside.reports.course import outcomes_data, rems_due, summarize
+from chairside.reports.course_index import CourseError, CourseIndex
+from chairside.store import SessionFile, SessionFileError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", type=Path, help="session folder (default: the settings' session folder)")
@@ -27,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-
     if args.filed is not None:
         return _file(args)
     if args.by or args.reference:
@@ -37,12 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.commands.course import session_folder
-    from chairside.reports.course import rems_due
-    from chairside.reports.course_index import CourseError, CourseIndex
-
-    folder = session_folder(args.folder)
+    folder = args.folder or load_settings(diagnostics=False).session_dir
     try:
         with CourseIndex(folder) as index:
             summaries = index.refresh()
@@ -63,12 +63,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _file(args: argparse.Namespace) -> int:
-    from chairside.cli import UsageError
-    from chairside.domain.clock import WallClock
-    from chairside.domain.events import RemsFormFiled
-    from chairside.reports.course import outcomes_data, summarize
-    from chairside.store import SessionFile, SessionFileError
-
     if not args.by or not args.by.strip():
         raise UsageError("--filed needs --by INITIALS (who filed the form)")
     s = summarize(args.filed)
