@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "config": "print the effective settings and where each came from",
     "course": "every session of one patient: the course and its outcomes",
     "rems": "esketamine REMS forms due, and marking one filed",
+    "board": "every chair on one screen (in one process, or through an MQTT broker)",
 }
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -86,6 +87,9 @@ def _module(name: str) -> ModuleType:  # noqa: PLR0911 - one plain import per co
     if name == "rems":
         from chairside.commands import rems
         return rems
+    if name == "board":
+        from chairside.commands import board
+        return board
     if name == "config":
         from chairside.commands import config
         return config

@@ -44,6 +44,7 @@ from chairside.commands._common import (
     simulated_monitor,
 )
 from chairside.domain.clock import Clock, WallClock
+from chairside.board.mqtt import BrokerError, add_publish_arguments, publisher_for
 from chairside.domain.describe import alarm_log_line
 from chairside.service import CommandRefused, MonitorService
 from chairside.store import SessionFileError, read_session
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep every received byte with its receive time (a raw capture, "
                              "for `chairside replay`); an existing capture gets a new segment")
     parser.add_argument("--quiet", action="store_true", help="no summary line at the end")
+    add_publish_arguments(parser)
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -135,6 +137,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
     svc.subscribe(on_snapshot)
     try:
+        publisher = publisher_for(args, svc)
+    except BrokerError as exc:
+        if sim_run is not None:
+            sim_run.stop()
+        raise UsageError(str(exc)) from None
+    try:
         if args.session.exists():
             svc.resume_session(args.session)
         else:
@@ -179,6 +187,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             svc.close_session(author=args.staff, reason=reason)
         except CommandRefused as exc:
             print(f"chairside record: {exc}", file=err)
+        if publisher is not None:
+            publisher.stop()  # the closed session's state went out with the last snapshot
         end = svc.snapshot().device.store
         lost = end.state in ("memory", "degraded")
         if not args.quiet:
