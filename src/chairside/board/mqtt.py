@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -73,8 +74,9 @@ def topic(clinic: str, chair: str, leaf: str) -> str:
     return f"{ROOT}/{clinic}/{chair}/{leaf}"
 
 
-def _client(cfg: BrokerConfig, client_id: str) -> mqtt.Client:
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
+def _client(cfg: BrokerConfig, client_id: str, *, clean_session: bool = True) -> mqtt.Client:
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                    clean_session=clean_session)
     if cfg.username:
         c.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:
@@ -234,13 +236,16 @@ class ChairPublisher:
 class BoardSubscriber:
     """Subscribe to every chair of ``clinic`` (``+``: every clinic) and feed ``model``."""
 
-    def __init__(self, cfg: BrokerConfig, model: BoardModel, *, clinic: str = "+",
+    def __init__(self, cfg: BrokerConfig, model: BoardModel, *, clinic: str = "+", client_id: str | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.model, self.clinic = cfg, model, clinic
         self._mono = monotonic
         self.connected = threading.Event()
         self.last_error = ""
-        self.client = _client(cfg, f"chairside-board-{uuid.uuid4().hex[:8]}")
+        # a persistent session under a stable name: what the chairs publish while the board is
+        # away (a broker restart, a board restart) is kept for it by the broker (QoS 1)
+        self.client = _client(cfg, client_id or f"chairside-board-{clinic.replace('+', 'all')}-{socket.gethostname()}",
+                              clean_session=False)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
