@@ -114,7 +114,7 @@ class ChairDetail(Screen[None]):
 
 class BoardApp(App[None]):
     CSS = """
-    #board { grid-size: 2; grid-gutter: 0 1; }
+    #board { grid-size: 2; grid-gutter: 0 1; grid-rows: 7; height: auto; }
     .chair-tile { height: 7; border: round $primary; padding: 0 1; }
     .chair-tile:focus { border: double $accent; }
     .alarm-high { background: $error 60%; }
