@@ -6,6 +6,10 @@
     python3 dev.py test --browser   # also the HTML report's screenshot test in headless chromium
                                     # (installs Debian's chromium with apt-get if missing, naming it first)
 
+``test`` needs one system package: the MQTT broker the clinic-board tests start (Debian's
+``mosquitto``). When it is missing, dev.py names it and installs it with apt-get (as root),
+or says how to install it; it installs nothing else.
+
 Any further arguments go to ``chairside`` (demo) or to pytest (test).
 """
 
@@ -61,6 +65,35 @@ def compile_sources() -> None:
 
 
 BROWSER_PACKAGES = ["chromium"]  # Debian's package names; what --browser installs, and nothing else
+BROKER_PACKAGES = ["mosquitto"]  # the MQTT broker the board tests start on 127.0.0.1 (never as a service)
+
+
+def _apt_install(packages: list[str], why: str) -> bool:
+    """Install Debian ``packages`` with apt-get, naming each first; False (and why) when it cannot."""
+    names = " ".join(packages)
+    if os.name != "posix" or not shutil.which("apt-get") or os.geteuid() != 0:
+        print(f"dev.py: {why} needs the system package(s) {names}; dev.py installs system packages only as root "
+              f"with apt-get: install it yourself (e.g. sudo apt-get install {names})", file=sys.stderr)
+        return False
+    print(f"dev.py: installing the system package(s) {names} with apt-get ({why})", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"stdout": subprocess.DEVNULL} if os.environ.get("CI") else {}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                                               *packages]):
+        print(f"dev.py: running: {' '.join(cmd)}", file=sys.stderr)
+        if subprocess.call(cmd, env=env, **quiet) != 0:
+            print(f"dev.py: {' '.join(cmd)} failed", file=sys.stderr)
+            return False
+    return True
+
+
+def ensure_broker() -> None:
+    """The board tests start their own Mosquitto (a generated config, 127.0.0.1, a free port);
+    they fail, not skip, without it. The Debian package's own service is not started here."""
+    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        return
+    if not _apt_install(BROKER_PACKAGES, "the clinic-board tests' MQTT broker"):
+        print("dev.py: the board tests will fail until mosquitto is installed", file=sys.stderr)
 
 
 def ensure_browser() -> None:
@@ -97,6 +130,7 @@ def main(argv: list[str]) -> int:
     if cmd == "test":
         ensure("sim,test,bench")
         compile_sources()
+        ensure_broker()
         env = dict(os.environ)
         if "--browser" in rest:
             rest = [a for a in rest if a != "--browser"]
