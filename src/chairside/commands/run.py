@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chairside.board.mqtt import BrokerError, add_publish_arguments, publisher_for
 from chairside.commands._common import (
     DEFAULT_SCENARIO,
     DRIVERS,
@@ -41,6 +42,7 @@ DEFAULT_DRIVER = "ge-s5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_publish_arguments(parser)
     parser.add_argument("--port", help="monitor port URL (default: the built-in simulator)")
     parser.add_argument("--driver", choices=DRIVERS, help=f"monitor protocol (default {DEFAULT_DRIVER})")
     parser.add_argument("--protocol", help="protocol template for a new session")
@@ -149,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> int:
     settings = load_settings(staff_initials=args.initials)
     svc, defaults, sim_run = build_service(args, settings)
+    try:
+        publisher = publisher_for(args, svc)  # --broker: this chair on the clinic board
+    except BrokerError as exc:
+        svc.shutdown()
+        if sim_run is not None:
+            sim_run.stop()
+        raise UsageError(str(exc)) from None
     from chairside.ui import create_app  # textual: only once the console opens
 
     bell = (not args.no_bell) and settings.bell
@@ -168,6 +177,8 @@ def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> 
             svc.close_session(author=who, reason=f"console stopped by {signalled[0]}")
 
     cleanup = [close_if_signalled, svc.shutdown]
+    if publisher is not None:
+        cleanup.append(publisher.stop)
     if svc.raw_capture is not None:
         cleanup.append(svc.raw_capture.close)
     if sim_run is not None:
