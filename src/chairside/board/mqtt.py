@@ -289,24 +289,3 @@ class BoardSubscriber:
         else:
             self.model.foreign += 1
 
-
-def add_publish_arguments(parser: Any) -> None:
-    """``--broker URL --chair NAME [--clinic NAME]`` of ``run`` and ``record``."""
-    parser.add_argument("--broker", metavar="URL", help="publish this chair to the clinic board's MQTT broker")
-    parser.add_argument("--chair", metavar="NAME", help="this chair's name on the board (with --broker)")
-    parser.add_argument("--clinic", default="clinic", help="the clinic's name in the topics (default clinic)")
-
-
-def publisher_for(args: Any, service: Any) -> ChairPublisher | None:
-    """The chair's publisher for ``--broker`` (started), or None; BrokerError on bad options."""
-    url = getattr(args, "broker", None)
-    if not url:
-        if getattr(args, "chair", None):
-            raise BrokerError("--chair names this chair on the board: give --broker URL too")
-        return None
-    chair = (getattr(args, "chair", None) or "").strip()
-    if not chair or any(c in chair for c in "/+#"):
-        raise BrokerError("--broker needs --chair NAME (a word without '/', '+' or '#')")
-    pub = ChairPublisher(service, parse_broker(url), clinic=args.clinic, chair=chair)
-    pub.start()
-    return pub

@@ -44,7 +44,7 @@ from chairside.commands._common import (
     simulated_monitor,
 )
 from chairside.domain.clock import Clock, WallClock
-from chairside.board.mqtt import BrokerError, add_publish_arguments, publisher_for
+from chairside.board.options import BrokerOptionError, add_publish_arguments, publisher_for
 from chairside.domain.describe import alarm_log_line
 from chairside.service import CommandRefused, MonitorService
 from chairside.store import SessionFileError, read_session
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     svc.subscribe(on_snapshot)
     try:
         publisher = publisher_for(args, svc)
-    except BrokerError as exc:
+    except BrokerOptionError as exc:
         if sim_run is not None:
             sim_run.stop()
         raise UsageError(str(exc)) from None

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chairside.board.mqtt import BrokerError, add_publish_arguments, publisher_for
+from chairside.board.options import BrokerOptionError, add_publish_arguments, publisher_for
 from chairside.commands._common import (
     DEFAULT_SCENARIO,
     DRIVERS,
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> 
     svc, defaults, sim_run = build_service(args, settings)
     try:
         publisher = publisher_for(args, svc)  # --broker: this chair on the clinic board
-    except BrokerError as exc:
+    except BrokerOptionError as exc:
         svc.shutdown()
         if sim_run is not None:
             sim_run.stop()
