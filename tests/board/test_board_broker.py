@@ -32,7 +32,7 @@ def record(broker: Broker, chair: str, scenario: str, path: Path, *, seed: int, 
     return subprocess.Popen([*CLI, "record", "--quiet", "--port", f"sim://{scenario}?driver=ge-s5&seed={seed}&speed={speed:g}",
                              "--driver", "ge-s5", "--session", str(path), "--duration", str(duration),
                              "--broker", broker.url, "--chair", chair, "--patient", f"PT-{chair}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+                            stdout=subprocess.DEVNULL, stderr=open(path.with_suffix(".stderr"), "w"), env=env)
 
 
 def wait(pred, timeout: float, what: str):
@@ -91,8 +91,8 @@ def test_three_chairs_a_surge_and_a_broker_restart(broker, tmp_path):
             try:
                 p.wait(timeout=180)
             except subprocess.TimeoutExpired:
-                raise AssertionError(f"{c}'s record did not end: {p.stderr.read() if p.stderr else ''}") from None
-            assert p.returncode == 0, (c, p.stderr.read() if p.stderr else "")
+                raise AssertionError(f"{c}'s record did not end: {paths[c].with_suffix('.stderr').read_text()}") from None
+            assert p.returncode == 0, (c, paths[c].with_suffix(".stderr").read_text())
         wait(lambda: all(view(model, c).get("state", {}) and not view(model, c)["state"]["session_open"]
                          for c in paths), 30, "the closed sessions' states")
         for c, path in paths.items():
