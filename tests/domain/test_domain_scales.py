@@ -18,10 +18,13 @@ from chairside.domain.scales import (
 
 def test_shipped_scales():
     assert set(SCALES) == {"cadss", "moaas", "rass", "nausea", "vomiting", "anxiety", "htn_symptoms", "bprs",
-                           "aldrete", "padss"}
+                           "aldrete", "padss", "phq9", "madrs", "pain"}
 
 
 @pytest.mark.parametrize("name, lo, hi", [
+    ("phq9", 0, 27),       # 9 items 0-3 (Kroenke 2001)
+    ("madrs", 0, 60),      # 10 items 0-6 (Montgomery & Asberg 1979)
+    ("pain", 0, 10),       # 11-point numeric rating scale
     ("cadss", 0, 92),      # 23 items 0-4, total 0-92 [P*]
     ("moaas", 0, 5),
     ("rass", -5, 4),

@@ -20,6 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from chairside.board.local import BoardError, LocalBoard, demo_chairs, parse_chairs
+from chairside.board.mqtt import BoardSubscriber, BrokerError, parse_broker
+from chairside.board.state import BoardModel
+from chairside.commands._common import UsageError, load_settings
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", type=int, metavar="N", help="N simulated chairs running different scenarios")
@@ -33,13 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chairside.board.local import BoardError, LocalBoard, demo_chairs, parse_chairs
-    from chairside.board.mqtt import BoardSubscriber, BrokerError, parse_broker
-    from chairside.board.state import BoardModel
-    from chairside.cli import UsageError
-    from chairside.commands.run import load_settings_or_usage
-
-    settings = load_settings_or_usage()
+    settings = load_settings()
     local = None
     subscriber = None
     try:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             subscriber.start()
         if args.headless:
             return _headless(model, subscriber, json_lines=args.json, duration=args.duration)
-        from chairside.ui.board_app import BoardApp
+        from chairside.ui.board_app import BoardApp  # textual: only once the board opens
 
         BoardApp(model, local=local, subscriber=subscriber).run()
         return 0
