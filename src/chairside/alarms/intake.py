@@ -27,6 +27,9 @@ from chairside.domain.readings import DeviceStatus, Reading
 
 __all__ = ["Intake"]
 
+# device-status kinds (chairside.domain.readings.DeviceStatus) with a rule of their own
+LINK_LOST, LINK_UP, NIBP_FAILED = "link_lost", "link_up", "nibp_failed"
+
 
 class Intake:
     """The input side of one engine."""
@@ -41,6 +44,8 @@ class Intake:
         self.questionable_flags = frozenset(inp.questionable_flags)
         self.lost_status = frozenset(inp.spo2_lost_status)
         self.not_data_status = frozenset(inp.not_data_status)
+        self.nibp_failed_flags = frozenset(inp.nibp_failed_flags)
+        self.nibp_failed_seen: object = None  # the failed measurement already reported
         self.hot: dict[str, tuple] = {}
         self.nibp_pend: dict[str, float] = {}
         self.nibp_pend_key: object = None
@@ -85,6 +90,11 @@ class Intake:
                 self._spo2_lost(now, mono, out)
             elif not nibp:
                 self._drop(p, now, mono, out)
+            elif reading.flags and not self.nibp_failed_flags.isdisjoint(reading.flags):
+                key = reading.device_time or reading.receive_time or now
+                if key != self.nibp_failed_seen:  # sys, dia and mean of one failed cycle: one report
+                    self.nibp_failed_seen = key
+                    tech.nibp_failed("", now, mono, out)
             return out
         # a questionable value (device flag) is evaluated like any other; an alarm it raises says so
         questionable = core.questionable
@@ -173,7 +183,14 @@ class Intake:
         if kind not in self.not_data_status:
             self.technical.data_seen(now, mono, out)
         self.flush_pending(now, mono, out)
-        if kind in self.lost_status and (status.param in (None, "spo2")):
+        if kind == LINK_LOST:
+            self.technical.link_status(status.active, status.detail or "", now, mono, out)
+        elif kind == LINK_UP:
+            self.technical.link_status(False, "", now, mono, out)
+        elif kind == NIBP_FAILED:
+            if status.active:
+                self.technical.nibp_failed(status.detail or "", now, mono, out)
+        elif kind in self.lost_status and (status.param in (None, "spo2")):
             if self.technical.lost_status(kind, status.active, now, mono, out):
                 self._spo2_lost(now, mono, out)
         return out

@@ -11,6 +11,7 @@ chairside.service, chairside.ui.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -42,11 +43,18 @@ class _M(BaseModel):
 
 
 class Number(_M):
-    """A number with its source tag (and where it comes from)."""
+    """A number with its source tag (and where it comes from); never NaN or infinite."""
 
     value: float
     source: SourceTag
     basis: str = ""
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
 
 
 class Tier(_M):
@@ -187,11 +195,25 @@ class ImplausiblePair(_M):
 
 
 class TechnicalRule(_M):
+    """A technical condition. ``high_after_s``: it becomes high once it has lasted that long
+    (only while infusing when ``high_while_infusing``); ``medium_after_intervals`` (NIBP
+    overdue): medium while infusing once that many scheduled intervals have passed."""
+
     message: str
     priority: PriorityName
     high_while_infusing: bool = False
+    high_after_s: Number | None = None
+    medium_after_intervals: Number | None = None
     source: SourceTag
     basis: str = ""
+
+    @model_validator(mode="after")
+    def _times(self) -> TechnicalRule:
+        if self.high_after_s is not None and self.high_after_s.value < 0:
+            raise ValueError("high_after_s is not negative")
+        if self.medium_after_intervals is not None and self.medium_after_intervals.value < 1:
+            raise ValueError("medium_after_intervals is at least 1")
+        return self
 
 
 class Technical(_M):
@@ -199,6 +221,8 @@ class Technical(_M):
     spo2_lost: TechnicalRule
     nibp_overdue: TechnicalRule
     implausible: TechnicalRule
+    link_lost: TechnicalRule
+    nibp_failed: TechnicalRule
 
 
 class Settings(_M):
@@ -241,6 +265,8 @@ class InputRules(_M):
     # any valid value, and an alarm it raises says so (chairside.drivers.hl7 explains why)
     questionable_flags: tuple[str, ...] = ("questionable",)
     spo2_lost_status: tuple[str, ...] = ()
+    # flags of an NIBP observation the monitor sent without a value: a failed measurement
+    nibp_failed_flags: tuple[str, ...] = ()
     not_data_status: tuple[str, ...] = ()
 
 

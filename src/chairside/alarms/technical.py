@@ -1,8 +1,12 @@
 """Technical alarms: conditions of the device and the data path, not of the patient.
 
-Owns: ``Technical`` — no data from the monitor, SpO2 lost (probe off, no pulse, missing
-values), NIBP overdue (the protocol's schedule plus a grace), implausible values and the
-implausible NIBP pair (systolic <= diastolic). Priorities, times and messages come from the
+Owns: ``Technical`` — the monitor link lost (raised at once from the transport's
+``link_lost`` status, high once it has lasted ``high_after_s``; no data is not raised
+beside it), no data from the monitor, SpO2 lost (probe off, no pulse, missing values),
+a failed NIBP measurement (the device's ``nibp_failed`` status or NIBP values sent empty),
+NIBP overdue (the protocol's schedule plus a grace; medium while infusing after
+``medium_after_intervals`` intervals), implausible values and the implausible NIBP pair
+(systolic <= diastolic). Priorities, times and messages come from the
 profile's ``technical`` section; "high while infusing" from its rules.
 May import: chairside.domain, chairside.alarms.core/profile, stdlib. Must not import:
 textual, serial, sqlite3, chairside.store, chairside.transport, chairside.service.
@@ -13,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from chairside.alarms.core import EPS, HIGH, Core
+from chairside.alarms.core import EPS, HIGH, MEDIUM, Core
 from chairside.alarms.profile import PRIORITY_RANK
 
 __all__ = ["TechState", "Technical"]
@@ -45,7 +49,11 @@ class Technical:
         self.rules = {
             "no_data": tech.no_data, "spo2_lost": tech.spo2_lost,
             "nibp_overdue": tech.nibp_overdue, "implausible": tech.implausible,
+            "link_lost": tech.link_lost, "nibp_failed": tech.nibp_failed,
         }
+        self.link_high_s = tech.link_lost.high_after_s.value if tech.link_lost.high_after_s else None
+        mi = tech.nibp_overdue.medium_after_intervals
+        self.overdue_medium_intervals = mi.value if mi is not None else None
         self.plaus: dict[str, tuple[float, float]] = {}
         for imp in profile.implausible:
             lo = imp.below.value if imp.below is not None else -math.inf
@@ -57,6 +65,8 @@ class Technical:
             "no_data": TechState("no_data", None),
             "spo2_lost": TechState("spo2_lost", "spo2"),
             "nibp_overdue": TechState("nibp_overdue", "nibp_sys"),
+            "link_lost": TechState("link_lost", None),
+            "nibp_failed": TechState("nibp_failed", "nibp_sys"),
         }
         for p in self.plaus:
             self.states[f"{p}_implausible"] = TechState(f"{p}_implausible", p)
@@ -68,6 +78,8 @@ class Technical:
         self.spo2_missing = False  # the latest SpO2 reading was a missing value
         self.last_data = 0.0
         self.last_nibp: float | None = None
+        self.link = self.states["link_lost"]
+        self.link_detail = ""
 
     def names(self) -> list[str]:
         return list(self.states)
@@ -127,6 +139,36 @@ class Technical:
         self.last_nibp = rmono
         if self.states["nibp_overdue"].alarm is not None:
             self.clear("nibp_overdue", "NIBP measured", now, mono, out)
+        if self.states["nibp_failed"].alarm is not None:
+            self.clear("nibp_failed", "NIBP measured", now, mono, out)
+
+    def nibp_failed(self, detail: str, now: datetime, mono: float, out: list) -> None:
+        """The monitor reports a failed NIBP measurement (it clears with the next valid one)."""
+        if self.core.phase == "discharged":
+            return
+        rule = self.rules["nibp_failed"]
+        self.raise_("nibp_failed", "nibp_failed", PRIORITY_RANK[rule.priority], None, None,
+                    rule.message + (f": {detail}" if detail else ""), now, mono, out)
+
+    # ------------------------------------------------------------------ the link
+    def link_status(self, active: bool, detail: str, now: datetime, mono: float, out: list) -> None:
+        """The transport's ``link_lost`` (active: the link is gone or the port cannot be
+        opened) and its end (``link_lost`` inactive, or ``link_up``)."""
+        ts = self.link
+        if active:
+            if ts.since is None:
+                ts.since = mono
+                self.link_detail = detail
+            if self.nodata.alarm is not None:
+                self.clear("no_data", "superseded by the lost link", now, mono, out)
+            if self.core.phase != "discharged":
+                rule = self.rules["link_lost"]
+                self.raise_("link_lost", "link_lost", PRIORITY_RANK[rule.priority], 0.0, None,
+                            rule.message + (f": {detail}" if detail else ""), now, mono, out)
+            return
+        if ts.since is not None or ts.alarm is not None:
+            self.last_data = mono  # the monitor gets a fresh no-data interval after a reconnect
+            self.clear("link_lost", "link restored", now, mono, out, mono - (ts.since or mono))
 
     def spo2_lost_started(self, mono: float) -> None:
         if self.lost.since is None:
@@ -158,8 +200,18 @@ class Technical:
     # ------------------------------------------------------------------ time
     def tick(self, now: datetime, mono: float, out: list) -> None:
         core = self.core
+        link = self.link
+        if link.since is not None:
+            lost = mono - link.since
+            rule = self.rules["link_lost"]
+            high = self.link_high_s
+            if (high is not None and lost >= high - EPS
+                    and (core.infusing or not rule.high_while_infusing)):
+                self.raise_("link_lost", "link_lost", HIGH, lost, high,
+                            f"{rule.message} for {lost:.0f} s" + (f": {self.link_detail}" if self.link_detail else ""),
+                            now, mono, out)
         gap = mono - self.last_data
-        if gap >= self.nodata_med_s - EPS:
+        if link.since is None and gap >= self.nodata_med_s - EPS:
             rule = self.rules["no_data"]
             rank = PRIORITY_RANK[rule.priority]
             limit = self.nodata_med_s
@@ -184,8 +236,11 @@ class Technical:
             late = mono - ref - cadence
             if late > self.overdue_grace_s + EPS:
                 rule = self.rules["nibp_overdue"]
-                self.raise_("nibp_overdue", "nibp_overdue", PRIORITY_RANK[rule.priority], late,
-                            self.overdue_grace_s,
+                rank, limit = PRIORITY_RANK[rule.priority], self.overdue_grace_s
+                n = self.overdue_medium_intervals
+                if n is not None and core.infusing and mono - ref >= n * cadence - EPS:
+                    rank, limit = max(rank, MEDIUM), n * cadence
+                self.raise_("nibp_overdue", "nibp_overdue", rank, late, limit,
                             f"{rule.message}: {late / 60:.0f} min past its {cadence / 60:g}-min schedule",
                             now, mono, out)
 
