@@ -94,10 +94,19 @@ class Harness:
         return got
 
     def alarm(self, rule: str):
+        """The active alarm of ``rule``: its own, or its group's alarm while its condition
+        holds there (one alarm per parameter group)."""
         for a in self.e.active():
             if a.rule == rule:
                 return a
+        for a in self.e.active():
+            if rule in a.held_rules:
+                return a
         return None
+
+    def evidence(self, rule: str) -> list:
+        """Raise and escalation events that name ``rule`` (a group alarm names its leading rule)."""
+        return [ev for ev in self.events if ev.kind in ("alarm_raised", "alarm_escalated") and ev.rule == rule]
 
     def priority(self, rule: str) -> str | None:
         a = self.alarm(rule)

@@ -130,7 +130,7 @@ def test_value_just_beyond_raises_at_its_priority_after_its_delay(prof, ld, phas
                 assert rank_of(h, name) >= RANK[t["priority"]]
     a = h.alarm(name)
     assert a is not None and a.alarm_class == "physiological" and a.param == ld["param"]
-    ev = h.raised(name)[0]
+    ev = h.evidence(name)[0]  # raised by this rule, or escalated to it within its group's alarm
     assert ev.source_tag in ("[P]", "[P*]", "[S]", "[C]") and ev.value == pytest.approx(v)
     # the raise event names a limit of this ladder
     assert ev.limit in [pytest.approx(tier_limit(ld, x)) for x in tiers]

@@ -84,6 +84,8 @@ class ActiveAlarm:
     audio_paused_until: datetime | None = None
     last_value: float | None = None
     condition: bool = True
+    conditions: tuple[str, ...] = ()  # a group's conditions that hold now, the leading one first
+    held_rules: tuple[str, ...] = ()  # the rules of those conditions
     # internal bookkeeping
     rank: int = 0
     level_mono: float = 0.0  # when it reached its current priority

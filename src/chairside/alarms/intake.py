@@ -121,7 +121,7 @@ class Intake:
         core.last[p] = (v, mono)
         eval_cont = self.ladders.eval_cont
         for ld in ladders:
-            if ld.alarm is None and not ld.pending and not ld.beyond(v, ld.outer):
+            if not ld.held and not ld.pending and ld.group.alarm is None and not ld.beyond(v, ld.outer):
                 continue
             eval_cont(ld, v, now, mono, out)
         if combs:
@@ -150,13 +150,17 @@ class Intake:
             return
         if "nibp_sys" in vals or "nibp_dia" in vals:
             self.technical.nibp_measured(rmono, now, mono, out)
+        self.ladders.begin_set()
         for p in NIBP_ORDER:
             v = vals.get(p)
             if v is None:
                 continue
             self.core.last[p] = (v, rmono)
             self.ladders.on_nibp(p, v, now, mono, out)
-            self.combined.for_key(p, now, mono, out)
+        self.ladders.end_set(now, mono, out)
+        for p in NIBP_ORDER:
+            if p in vals:
+                self.combined.for_key(p, now, mono, out)
 
     def _add_nibp(self, r: Reading, p: str, v: float, now: datetime, mono: float, out: list) -> None:
         key = r.device_time or r.receive_time

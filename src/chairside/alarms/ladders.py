@@ -5,8 +5,13 @@ rules turned off), continuous evaluation with delays (SpO2, HR, PR), discrete ev
 with confirmation and escalation by consecutive readings (NIBP, scales), and the limits in
 force (``LimitView``).
 
-Semantics (the tests check them): while an alarm is active its priority never drops; it
-clears once the value is back inside the ladder's least severe limit by ``clear_margin``.
+Semantics (the tests check them): ladders of one ``group`` in the profile (NIBP; HR/PR)
+share ONE alarm: its priority is the highest a member's condition reached, it names the
+member that leads (``rule``) and lists every condition that holds (``conditions``); while
+it is active its priority never drops. A member's condition holds from the tier it meets
+until its value is back inside the ladder's least severe limit by ``clear_margin``; the
+alarm clears (or latches) when no member's condition holds. A ladder without a group is a
+group of its own.
 A continuous tier needs the value beyond its limit on every valid reading for its delay;
 a missing, flagged or implausible value restarts the delay.
 May import: chairside.domain, chairside.alarms.core/profile, stdlib. Must not import:
@@ -42,10 +47,21 @@ class CTier:
         self.source = t.source
 
 
+class GroupState:
+    """The one alarm of a group of ladders."""
+
+    __slots__ = ("name", "members", "alarm")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: list[LadderState] = []
+        self.alarm = None
+
+
 class LadderState:
     __slots__ = ("rule", "name", "key", "observation", "continuous", "beyond", "above", "tiers",
-                 "outer", "clear_limit", "since", "consec", "pending", "alarm", "last",
-                 "active", "margin", "base")
+                 "outer", "clear_limit", "since", "consec", "pending", "last", "group",
+                 "active", "margin", "base", "held", "held_limit", "held_source", "held_msg", "held_reason")
 
     def __init__(self, rule: Ladder) -> None:
         self.rule = rule
@@ -62,10 +78,15 @@ class LadderState:
         self.since: list[float | None] = []
         self.consec: list[int] = []
         self.pending = False
-        self.alarm = None
         self.last: float | None = None
         self.active = False
         self.base: float | None = None
+        self.group: GroupState = GroupState(rule.name)
+        self.held = 0  # the rank this ladder's condition reached while it holds (0: it does not)
+        self.held_limit = 0.0
+        self.held_source = ""
+        self.held_msg = ""
+        self.held_reason = ""
 
 
 def obs_value(obs: ObservationRecorded, value_from: str) -> float | None:
@@ -96,15 +117,33 @@ def obs_value(obs: ObservationRecorded, value_from: str) -> float | None:
     raise ValueError(f"unknown value_from {value_from!r}")
 
 
+def _compose(lead: LadderState, held: list[LadderState]) -> str:
+    others = [m.held_msg for m in held if m is not lead]
+    return lead.held_msg if not others else f"{lead.held_msg}; also {'; '.join(others)}"
+
+
+def _list(a, lead: LadderState, held: list[LadderState]) -> None:
+    a.conditions = (lead.held_msg, *(m.held_msg for m in held if m is not lead))
+    a.held_rules = (lead.name, *(m.name for m in held if m is not lead))
+
+
 class Ladders:
     """The ladder rules of one engine."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
         self.all = [LadderState(ld) for ld in core.profile.ladder]
+        groups: dict[str, GroupState] = {}
+        for ld in self.all:
+            name = ld.rule.group or ld.name
+            g = groups.setdefault(name, GroupState(name))
+            g.members.append(ld)
+            ld.group = g
+        self.groups = list(groups.values())
         self.pending: dict[LadderState, None] = {}
         self.by_param: dict[str, tuple[LadderState, ...]] = {}
         self.by_scale: dict[str, tuple[LadderState, ...]] = {}
+        self._defer: dict[GroupState, list] | None = None
 
     def names(self) -> list[str]:
         return [ld.name for ld in self.all]
@@ -135,6 +174,8 @@ class Ladders:
                 ld.tiers, ld.since, ld.consec = [], [], []
                 ld.pending = False
                 self.pending.pop(ld, None)
+                if ld.held and ld.name in off:
+                    ld.held = 0  # turned off: its condition no longer counts
             ld.active = active
         self.by_param = {k: tuple(v) for k, v in by_param.items()}
         self.by_scale = {k: tuple(v) for k, v in by_scale.items()}
@@ -148,27 +189,95 @@ class Ladders:
 
     def _apply(self, ld: LadderState, best: CTier | None, rank: int, v: float, reason: str,
                now: datetime, mono: float, out: list) -> None:
-        a = ld.alarm
-        core = self.core
+        g = ld.group
         if best is not None:
-            if a is None:
-                ld.alarm = core.new_alarm(
-                    rule=ld.name, rank=rank, klass="physiological", param=ld.key, value=v,
-                    limit=best.limit, source=best.source, message=self._message(ld, v, best),
-                    now=now, mono=mono, owner=ld, out=out,
-                )
-                return
-            a.last_value = v
-            if not a.condition:
-                a.condition = True
-                a.latched = False
-            if rank > a.rank:
-                core.escalate(a, rank, reason, now, mono, out, value=v, limit=best.limit,
-                              source=best.source, message=self._message(ld, v, best))
-        elif a is not None:
-            a.last_value = v
-            if a.condition and not ld.beyond(v, ld.clear_limit):
-                core.condition_gone(a, f"back inside {fmt(ld.outer)} by {fmt(ld.margin)}", now, mono, out, v)
+            bumped = rank > ld.held
+            if bumped:
+                ld.held = rank
+                ld.held_limit = best.limit
+                ld.held_source = best.source
+                ld.held_msg = self._message(ld, v, best)
+                ld.held_reason = reason
+            self._touch(g, "", ld if bumped else None, now, mono, out)
+        elif ld.held:
+            if not ld.beyond(v, ld.clear_limit):
+                ld.held = 0
+                self._touch(g, f"back inside {fmt(ld.outer)} by {fmt(ld.margin)}", None, now, mono, out)
+            else:
+                self._touch(g, "", None, now, mono, out)
+        elif g.alarm is not None and g.alarm.rule == ld.name:
+            g.alarm.last_value = v
+
+    def _touch(self, g: GroupState, gone: str, bumped: LadderState | None, now: datetime, mono: float,
+               out: list) -> None:
+        """A member of ``g`` changed: update its alarm now, or at the end of an NIBP set."""
+        d = self._defer
+        if d is None:
+            self._update(g, gone, [bumped] if bumped is not None else [], now, mono, out)
+            return
+        got = d.setdefault(g, ["", []])
+        if gone:
+            got[0] = gone
+        if bumped is not None:
+            got[1].append(bumped)
+
+    def begin_set(self) -> None:
+        """The values of one measurement (an NIBP set) follow: one update per group at the end."""
+        self._defer = {}
+
+    def end_set(self, now: datetime, mono: float, out: list) -> None:
+        d, self._defer = self._defer, None
+        for g, (gone, bumped) in (d or {}).items():
+            self._update(g, gone, bumped, now, mono, out)
+
+    def _update(self, g: GroupState, gone: str, bumped: list[LadderState], now: datetime, mono: float,
+                out: list) -> None:
+        """The group's alarm after its members changed (``bumped``: members whose condition
+        reached a higher tier). Raised by the highest condition; escalated when a condition
+        goes above its priority; a member reaching a tier at the alarm's own priority is
+        announced as a new condition (it leads from then on); the condition is gone
+        (``gone``) when no member's holds."""
+        core = self.core
+        a = g.alarm
+        held = [m for m in g.members if m.held]
+        if a is not None:
+            cur = next((m for m in g.members if m.name == a.rule), None)
+            if cur is not None and cur.last is not None:
+                a.last_value = cur.last
+        if not held:
+            if a is not None:
+                a.conditions = a.held_rules = ()
+                if a.condition:
+                    core.condition_gone(a, gone, now, mono, out, a.last_value)
+            return
+        top = max(held, key=lambda m: m.held)  # the first of the highest (profile order)
+        if a is None:
+            g.alarm = a = core.new_alarm(
+                rule=top.name, rank=top.held, klass="physiological", param=top.key, value=top.last,
+                limit=top.held_limit, source=top.held_source, message=_compose(top, held), now=now, mono=mono,
+                owner=g, out=out,
+            )
+            _list(a, top, held)
+            return
+        if not a.condition:
+            a.condition = True
+            a.latched = False
+        new = [m for m in bumped if m.held and m.held >= a.rank]
+        if top.held > a.rank:
+            lead, reason = top, top.held_reason
+        elif new:
+            lead = max(new, key=lambda m: m.held)
+            reason = "new condition: " + "; ".join(m.held_msg for m in new)
+        else:
+            lead = next((m for m in held if m.name == a.rule), top)
+            _list(a, lead, held)
+            return
+        a.rule = lead.name
+        a.param = lead.key
+        a.last_value = lead.last
+        _list(a, lead, held)
+        core.escalate(a, lead.held, reason, now, mono, out, value=lead.last, limit=lead.held_limit,
+                      source=lead.held_source, message=_compose(lead, held))
 
     def eval_cont(self, ld: LadderState, v: float, now: datetime, mono: float, out: list) -> None:
         best: CTier | None = None
@@ -239,7 +348,7 @@ class Ladders:
 
     def on_nibp(self, p: str, v: float, now: datetime, mono: float, out: list) -> None:
         for ld in self.by_param.get(p, ()):
-            if ld.alarm is None and not ld.beyond(v, ld.outer) and not any(ld.consec):
+            if not ld.held and ld.group.alarm is None and not ld.beyond(v, ld.outer) and not any(ld.consec):
                 continue
             self.eval_disc(ld, v, now, mono, out)
 
@@ -264,16 +373,16 @@ class Ladders:
     def phase_changed(self, phase: str, now: datetime, mono: float, out: list) -> None:
         """After ``compile`` for a new phase: alarms whose rule no longer applies, or whose
         last value is inside the new limits, lose their condition."""
-        core = self.core
         reason = f"rule does not apply in phase {phase}"
         for ld in self.all:
-            a = ld.alarm
-            if a is None or not a.condition:
+            if not ld.held:
                 continue
             if not ld.active:
-                core.condition_gone(a, reason, now, mono, out)
+                ld.held = 0
+                self._update(ld.group, reason, [], now, mono, out)
             elif ld.last is not None and not ld.beyond(ld.last, ld.clear_limit):
-                core.condition_gone(a, f"inside the {phase} limits", now, mono, out, ld.last)
+                ld.held = 0
+                self._update(ld.group, f"inside the {phase} limits", [], now, mono, out)
 
     # ------------------------------------------------------------------ queries
     def limits(self, param: str | None = None) -> list[LimitView]:

@@ -95,6 +95,7 @@ class Ladder(_M):
     with tiers giving its low/medium/high levels by phase."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    group: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")  # one alarm per group
     param: str | None = None  # a reading param (Param) ...
     scale: str | None = None  # ... or an observation scale
     value_from: str = "score"  # observations: score | item:<name> | max_item | count_items
