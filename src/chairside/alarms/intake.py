@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from chairside.alarms.combined import Combined
-from chairside.alarms.core import NIBP, NIBP_ORDER, Core
+from chairside.alarms.core import EPS, NIBP, NIBP_ORDER, Core
 from chairside.alarms.ladders import Ladders
 from chairside.alarms.technical import Technical
 from chairside.domain.events import ObservationRecorded
@@ -47,6 +47,7 @@ class Intake:
         self.nibp_failed_flags = frozenset(inp.nibp_failed_flags)
         self.nibp_failed_seen: object = None  # the failed measurement already reported
         self.hot: dict[str, tuple] = {}
+        self.cross = {cc.param: cc for cc in core.profile.cross_check}
         self.nibp_pend: dict[str, float] = {}
         self.nibp_pend_key: object = None
         self.nibp_pend_mono = 0.0
@@ -118,6 +119,9 @@ class Intake:
             tech.clear(imp.name, "plausible value", now, mono, out, v)
         if p == "spo2":
             tech.spo2_back(v, now, mono, out)
+        cc = self.cross.get(p)
+        if cc is not None and self._disagrees(cc, p, v, ladders, now, mono, out):
+            return out
         core.last[p] = (v, mono)
         eval_cont = self.ladders.eval_cont
         for ld in ladders:
@@ -127,6 +131,19 @@ class Intake:
         if combs:
             self.combined.on_value(combs, p, v, now, mono, out)
         return out
+
+    def _disagrees(self, cc, p: str, v: float, ladders: tuple, now: datetime, mono: float, out: list) -> bool:
+        """The cross-check of ``p`` against a fresh value of ``cc.against``: True when they
+        disagree (the value is then an artefact for the physiological rules)."""
+        core = self.core
+        ref = core.last.get(cc.against)
+        if ref is None or mono - ref[1] > core.cont_fresh_s + EPS or abs(v - ref[0]) <= cc.max_difference.value:
+            self.technical.cross(cc, False, v, None if ref is None else ref[0], now, mono, out)
+            return False
+        beyond = any(ld.beyond(v, ld.outer) for ld in ladders)
+        self.technical.cross(cc, beyond, v, ref[0], now, mono, out)
+        self._drop(p, now, mono, out)
+        return True
 
     def _drop(self, p: str, now: datetime, mono: float, out: list) -> None:
         """A missing or implausible value: it is not current and restarts the delays."""

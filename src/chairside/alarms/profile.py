@@ -188,6 +188,31 @@ class Implausible(_M):
     above: Number | None = None
 
 
+class CrossCheck(_M):
+    """A value checked against another parameter's fresh value (PR against the ECG HR): when
+    they differ by more than ``max_difference`` the value feeds no physiological rule of its
+    parameter; if it is beyond one of that parameter's limits, the technical condition
+    ``rule`` holds (raised once it has lasted ``delay_s``)."""
+
+    param: str
+    against: str
+    max_difference: Number
+    rule: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    message: str
+    priority: PriorityName
+    delay_s: Number
+    source: SourceTag
+    basis: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> CrossCheck:
+        if self.param == self.against:
+            raise ValueError("a value is not checked against itself")
+        if self.max_difference.value < 0 or self.delay_s.value < 0:
+            raise ValueError("max_difference and delay_s are not negative")
+        return self
+
+
 class ImplausiblePair(_M):
     high: str
     low: str
@@ -285,6 +310,7 @@ class LimitsProfile(_M):
     technical: Technical
     implausible: tuple[Implausible, ...] = ()
     implausible_pair: ImplausiblePair | None = None
+    cross_check: tuple[CrossCheck, ...] = ()
     ladder: tuple[Ladder, ...] = ()
     combined: tuple[Combined, ...] = ()
     gate: tuple[GateRule, ...] = ()

@@ -18,7 +18,7 @@ import math
 from datetime import datetime
 
 from chairside.alarms.core import EPS, HIGH, MEDIUM, Core
-from chairside.alarms.profile import PRIORITY_RANK
+from chairside.alarms.profile import PRIORITY_RANK, CrossCheck
 
 __all__ = ["TechState", "Technical"]
 
@@ -72,6 +72,8 @@ class Technical:
             self.states[f"{p}_implausible"] = TechState(f"{p}_implausible", p)
         if self.pair is not None:
             self.states["nibp_implausible"] = TechState("nibp_implausible", self.pair.high)
+        for cc in profile.cross_check:
+            self.states[cc.rule] = TechState(cc.rule, cc.param)
         self.nodata = self.states["no_data"]
         self.lost = self.states["spo2_lost"]
         self.lost_kinds: set[str] = set()  # SpO2-lost device conditions now active
@@ -149,6 +151,33 @@ class Technical:
         rule = self.rules["nibp_failed"]
         self.raise_("nibp_failed", "nibp_failed", PRIORITY_RANK[rule.priority], None, None,
                     rule.message + (f": {detail}" if detail else ""), now, mono, out)
+
+    def cross(self, cc: CrossCheck, holds: bool, v: float, ref: float | None, now: datetime, mono: float,
+              out: list) -> None:
+        """The cross-check ``cc`` on a value ``v`` (``ref``: the other parameter's): ``holds``
+        when they disagree while ``v`` is beyond one of its parameter's limits; raised once it
+        has held for its delay; cleared when they agree (or ``v`` is inside) again."""
+        ts = self.states[cc.rule]
+        core = self.core
+        if not holds:
+            ts.since = None
+            if ts.alarm is not None:
+                self.core.clear(ts.alarm, f"{cc.param} agrees with {cc.against} or is inside its limits", now,
+                                mono, out, v)
+            return
+        if ts.since is None:
+            ts.since = mono
+        a = ts.alarm
+        if a is not None:
+            a.last_value = v
+        elif (mono - ts.since >= cc.delay_s.value - EPS and cc.rule not in core.off_rules
+              and core.phase != "discharged"):
+            ts.alarm = core.new_alarm(
+                rule=cc.rule, rank=PRIORITY_RANK[cc.priority], klass="technical", param=cc.param, value=v,
+                limit=None, source=cc.source,
+                message=f"{cc.message} ({cc.param.upper()} {v:g}, {cc.against.upper()} {ref if ref is None else f'{ref:g}'})",
+                now=now, mono=mono, owner=ts, out=out,
+            )
 
     # ------------------------------------------------------------------ the link
     def link_status(self, active: bool, detail: str, now: datetime, mono: float, out: list) -> None:
