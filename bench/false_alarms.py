@@ -178,24 +178,31 @@ def main(argv: list[str] | None = None) -> int:
                                and ev.to_priority in ("medium", "high") and not ev.reannounce]
                     if not caught:
                         surge_missed.append(seed)
-            for tier in spo2_high:
+            if spo2_high:  # the least severe high tier (e.g. < 85 % for 10 s)
+                tier = max(spo2_high, key=lambda t: t.limit)
                 d = tier.delay
-                below = 0
-                onset = None
+                run_start = onset = None
                 for s in sorted(truth):
-                    below = below + 1 if float(truth[s].sao2) < tier.limit else 0
-                    if below >= max(d, 1):
-                        onset = s
-                        break
+                    if float(truth[s].sao2) < tier.limit - 1.0:  # below by more than the 1-% display step
+                        run_start = s if run_start is None else run_start
+                        if s - run_start >= d:
+                            onset = run_start
+                            break
+                    else:
+                        run_start = None
                 if onset is not None:
-                    hit = next((ev.mono for ev in events if ev.mono >= onset - d - lag
-                                and ((ev.kind == "alarm_raised" and ev.priority == "high")
-                                     or (ev.kind == "alarm_escalated" and ev.to_priority == "high"))
-                                and ev.rule == "spo2_low"), None)
-                    if hit is None or hit - onset > d + lag:
+                    # caught: the SpO2 alarm is high by onset + delay + lag (and was not cleared since)
+                    highs = [ev for ev in events if ev.rule == "spo2_low" and ev.mono <= onset + d + lag
+                             and ((ev.kind == "alarm_raised" and ev.priority == "high")
+                                  or (ev.kind == "alarm_escalated" and ev.to_priority == "high"))]
+                    hit = highs[-1] if highs else None
+                    if hit is not None and any(ev.kind == "alarm_cleared" and ev.alarm_id == hit.alarm_id
+                                               and hit.mono < ev.mono <= onset for ev in events):
+                        hit = None
+                    if hit is None:
                         desat_missed.append(seed)
                     else:
-                        desat_lat.append(hit - onset)
+                        desat_lat.append(max(0.0, hit.mono - onset))
         n = args.seeds
         print(f"{name:22} {n:5d} {shown / n:12.2f} {true:6d} {false:6d} {false_high:10d} {tech / n:12.2f}")
         if false_high:
@@ -211,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             ok = False
             print(f"  FAIL: high desaturation not alarmed within its delay in seeds {desat_missed}")
         if desat_lat:
-            print(f"  high desaturation: alarm {statistics.median(desat_lat):.0f} s (median) after the true "
-                  f"value was below the limit for its delay ({len(desat_lat)} episodes)")
+            print(f"  high desaturation: alarm {statistics.median(desat_lat):.0f} s (median), {max(desat_lat):.0f} s "
+                  f"(max) after the true value went below the limit ({len(desat_lat)} episodes; allowed: "
+                  f"the tier's delay + the oximeter's averaging and display lag)")
     print(f"elapsed {time.perf_counter() - started:.0f} s; targets {'OK' if ok else 'NOT MET'}")
     return 0 if ok else 1
 

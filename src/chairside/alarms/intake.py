@@ -48,6 +48,8 @@ class Intake:
         self.nibp_failed_seen: object = None  # the failed measurement already reported
         self.hot: dict[str, tuple] = {}
         self.cross = {cc.param: cc for cc in core.profile.cross_check}
+        self.lowq_flags = frozenset(inp.low_quality_flags)
+        self.suspended_until: dict[str, float] = {}  # param -> low quality until (mono)
         self.nibp_pend: dict[str, float] = {}
         self.nibp_pend_key: object = None
         self.nibp_pend_mono = 0.0
@@ -122,12 +124,16 @@ class Intake:
         cc = self.cross.get(p)
         if cc is not None and self._disagrees(cc, p, v, ladders, now, mono, out):
             return out
+        lowq = bool(reading.flags) and not self.lowq_flags.isdisjoint(reading.flags)
+        if not lowq and self.suspended_until:
+            lowq = mono <= self.suspended_until.get(p, -1.0) + EPS
         core.last[p] = (v, mono)
         eval_cont = self.ladders.eval_cont
         for ld in ladders:
             if not ld.held and not ld.pending and ld.group.alarm is None and not ld.beyond(v, ld.outer):
+                ld.lowq = lowq
                 continue
-            eval_cont(ld, v, now, mono, out)
+            eval_cont(ld, v, now, mono, out, lowq)
         if combs:
             self.combined.on_value(combs, p, v, now, mono, out)
         return out
@@ -137,6 +143,10 @@ class Intake:
         disagree (the value is then an artefact for the physiological rules)."""
         core = self.core
         ref = core.last.get(cc.against)
+        if (ref is not None and cc.suspends and mono - ref[1] <= core.cont_fresh_s + EPS
+                and abs(v - ref[0]) > cc.quality_difference.value):  # type: ignore[union-attr]
+            for q in (*cc.suspends, p):
+                self.suspended_until[q] = mono + cc.hold_s.value  # type: ignore[union-attr]
         if ref is None or mono - ref[1] > core.cont_fresh_s + EPS or abs(v - ref[0]) <= cc.max_difference.value:
             self.technical.cross(cc, False, v, None if ref is None else ref[0], now, mono, out)
             return False

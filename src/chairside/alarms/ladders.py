@@ -61,7 +61,8 @@ class GroupState:
 class LadderState:
     __slots__ = ("rule", "name", "key", "observation", "continuous", "beyond", "above", "tiers",
                  "outer", "clear_limit", "since", "consec", "pending", "last", "group",
-                 "active", "margin", "base", "held", "held_limit", "held_source", "held_msg", "held_reason")
+                 "active", "margin", "base", "held", "held_limit", "held_source", "held_msg", "held_reason",
+                 "lowq")
 
     def __init__(self, rule: Ladder) -> None:
         self.rule = rule
@@ -87,6 +88,7 @@ class LadderState:
         self.held_source = ""
         self.held_msg = ""
         self.held_reason = ""
+        self.lowq = False  # the last value was of low signal quality
 
 
 def obs_value(obs: ObservationRecorded, value_from: str) -> float | None:
@@ -144,6 +146,8 @@ class Ladders:
         self.by_param: dict[str, tuple[LadderState, ...]] = {}
         self.by_scale: dict[str, tuple[LadderState, ...]] = {}
         self._defer: dict[GroupState, list] | None = None
+        up_to = core.profile.input.low_quality_up_to
+        self.lowq_rank = PRIORITY_RANK[up_to] if up_to is not None else 0
 
     def names(self) -> list[str]:
         return [ld.name for ld in self.all]
@@ -279,14 +283,21 @@ class Ladders:
         core.escalate(a, lead.held, reason, now, mono, out, value=lead.last, limit=lead.held_limit,
                       source=lead.held_source, message=_compose(lead, held))
 
-    def eval_cont(self, ld: LadderState, v: float, now: datetime, mono: float, out: list) -> None:
+    def eval_cont(self, ld: LadderState, v: float, now: datetime, mono: float, out: list,
+                  lowq: bool | None = None) -> None:
+        """A continuous value; ``lowq`` (None: as last time): of low signal quality, it feeds
+        only the tiers above the profile's ``low_quality_up_to``."""
         best: CTier | None = None
         rank = 0
         pending = False
         since = ld.since
         beyond = ld.beyond
+        if lowq is None:
+            lowq = ld.lowq
+        ld.lowq = lowq
+        skip = self.lowq_rank if lowq else 0
         for i, t in enumerate(ld.tiers):
-            if beyond(v, t.limit):
+            if t.rank > skip and beyond(v, t.limit):
                 s = since[i]
                 if s is None:
                     s = since[i] = mono

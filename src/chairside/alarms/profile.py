@@ -203,9 +203,16 @@ class CrossCheck(_M):
     delay_s: Number
     source: SourceTag
     basis: str = ""
+    # parameters of the same sensor whose values are of low quality (as if flagged so) for
+    # ``hold_s`` after a disagreement of more than ``quality_difference``
+    suspends: tuple[str, ...] = ()
+    quality_difference: Number | None = None
+    hold_s: Number | None = None
 
     @model_validator(mode="after")
     def _check(self) -> CrossCheck:
+        if self.suspends and (self.quality_difference is None or self.hold_s is None):
+            raise ValueError("suspends needs quality_difference and hold_s")
         if self.param == self.against:
             raise ValueError("a value is not checked against itself")
         if self.max_difference.value < 0 or self.delay_s.value < 0:
@@ -293,6 +300,10 @@ class InputRules(_M):
     spo2_lost_status: tuple[str, ...] = ()
     # flags of an NIBP observation the monitor sent without a value: a failed measurement
     nibp_failed_flags: tuple[str, ...] = ()
+    # flags of a value of low signal quality (Masimo low signal IQ): it feeds the tiers above
+    # ``low_quality_up_to`` only (the delays of the others restart), never silently nothing
+    low_quality_flags: tuple[str, ...] = ()
+    low_quality_up_to: PriorityName | None = None
     not_data_status: tuple[str, ...] = ()
 
 
