@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import simulators.api as sim_api  # noqa: E402
 from chairside.alarms import AlarmEngine, load_profile  # noqa: E402
 from chairside.drivers import get_driver  # noqa: E402
+from chairside.domain.protocol import load_template  # noqa: E402
 from chairside.domain.readings import Reading  # noqa: E402
 
 TRUE_ATTR = {"spo2": "sao2", "hr": "hr", "pr": "pr", "nibp_sys": "sbp", "nibp_dia": "dbp", "nibp_map": "map"}
@@ -68,7 +69,8 @@ def run(sc, seed: int, driver: str, profile):
     """One session: (engine events, readings [(s, Reading)], truth {second: TrueValues}, sim)."""
     sim = sim_api.simulation(sc, driver, seed, record=True)
     t0 = sim_api.DEFAULT_START
-    e = AlarmEngine(profile, t0=t0)
+    e = AlarmEngine(profile, t0=t0, template=load_template(
+        "iv-ketamine-chronic-pain" if "chronic-pain" in sc.name else "iv-ketamine-depression"))
     p = sc.patient
     e.set_baseline(p.sbp, p.dbp, p.hr, p.spo2)
     drv = get_driver(driver)

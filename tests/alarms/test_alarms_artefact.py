@@ -29,9 +29,13 @@ def test_pr_low_with_a_normal_ecg_hr_is_a_technical_signal_quality_condition(pro
     assert a is not None and a.alarm_class == "technical" and a.priority == cc["priority"]
     first = h.raised(cc["rule"])[0]
     assert first.mono >= num(cc["delay_s"]) - 1e-6
-    # the pulse agrees with the ECG again: the condition ends
-    h.reading(end, "hr", hr, tick=False)
-    h.reading(end, "pr", hr)
+    # the pulse agrees with the ECG again: the condition ends once that has lasted the delay
+    d = num(cc["delay_s"])
+    for s in range(end, end + int(d) + 1):
+        h.reading(s, "hr", hr, tick=False)
+        h.reading(s, "pr", hr)
+        if s < end + d:
+            assert h.alarm(cc["rule"]) is not None, "cleared before agreeing for its delay"
     assert h.alarm(cc["rule"]) is None
 
 

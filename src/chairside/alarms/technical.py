@@ -24,13 +24,14 @@ __all__ = ["TechState", "Technical"]
 
 
 class TechState:
-    __slots__ = ("name", "param", "alarm", "since")
+    __slots__ = ("name", "param", "alarm", "since", "ok_since")
 
     def __init__(self, name: str, param: str | None) -> None:
         self.name = name
         self.param = param
         self.alarm = None
         self.since: float | None = None
+        self.ok_since: float | None = None  # a cross-check: agreeing again since
 
 
 class Technical:
@@ -156,15 +157,21 @@ class Technical:
               out: list) -> None:
         """The cross-check ``cc`` on a value ``v`` (``ref``: the other parameter's): ``holds``
         when they disagree while ``v`` is beyond one of its parameter's limits; raised once it
-        has held for its delay; cleared when they agree (or ``v`` is inside) again."""
+        has held for its delay; cleared once they have agreed (or ``v`` has been inside) for
+        that delay too (no flapping alarm)."""
         ts = self.states[cc.rule]
         core = self.core
         if not holds:
             ts.since = None
             if ts.alarm is not None:
-                self.core.clear(ts.alarm, f"{cc.param} agrees with {cc.against} or is inside its limits", now,
-                                mono, out, v)
+                if ts.ok_since is None:
+                    ts.ok_since = mono
+                if mono - ts.ok_since >= cc.delay_s.value - EPS:
+                    ts.ok_since = None
+                    self.core.clear(ts.alarm, f"{cc.param} agrees with {cc.against} or is inside its limits",
+                                    now, mono, out, v)
             return
+        ts.ok_since = None
         if ts.since is None:
             ts.since = mono
         a = ts.alarm
