@@ -105,10 +105,12 @@ def _displayed(events) -> list:
     """Physiological alarms as displayed: (event, priority) for each raise and each rise in
     priority (reminders and same-priority conditions are not new alarms)."""
     out = []
+    phys: set[str] = set()
     for ev in events:
         if ev.kind == "alarm_raised" and ev.alarm_class == "physiological":
+            phys.add(ev.alarm_id)
             out.append((ev, ev.priority))
-        elif (ev.kind == "alarm_escalated" and not ev.reannounce
+        elif (ev.kind == "alarm_escalated" and ev.alarm_id in phys and not ev.reannounce
               and RANK[ev.to_priority] > RANK[ev.from_priority] and ev.value is not None):
             out.append((ev, ev.to_priority))
     return out

@@ -118,10 +118,10 @@ class Combined:
                         rule=cs.name, rank=cs.rank, klass="physiological", param=cs.rule.primary,
                         value=pv, limit=plim, source=cs.rule.source,
                         message=f"{cs.rule.message} ({cs.rule.primary} {fmt(pv)})",
-                        now=now, mono=mono, owner=cs, out=out,
+                        now=now, mono=mono, owner=cs, out=out, worse_above=cs.primary[4].op in (">=", ">"),
                     )
                 else:
-                    a.last_value = pv
+                    a.note(pv)
                     if not a.condition:
                         a.condition = True
                         a.latched = False
@@ -134,7 +134,7 @@ class Combined:
             self.pending.pop(cs, None)
             if a is not None:
                 if pv is not None:
-                    a.last_value = pv
+                    a.note(pv)
                 if a.condition and cleared:
                     core.condition_gone(a, "combined condition no longer holds", now, mono, out, pv)
 

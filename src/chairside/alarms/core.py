@@ -83,6 +83,8 @@ class ActiveAlarm:
     latched: bool = False
     audio_paused_until: datetime | None = None
     last_value: float | None = None
+    worst_value: float | None = None  # the worst value since raising (see ``note``)
+    worse_above: bool = True  # higher values are worse (a "high" rule, a duration)
     condition: bool = True
     conditions: tuple[str, ...] = ()  # a group's conditions that hold now, the leading one first
     held_rules: tuple[str, ...] = ()  # the rules of those conditions
@@ -95,6 +97,25 @@ class ActiveAlarm:
     @property
     def klass(self) -> str:  # "class" is a keyword; alias of alarm_class
         return self.alarm_class
+
+    def note(self, v: float | None) -> None:
+        """The latest value of the alarm's parameter; the worst since raising follows it."""
+        if v is None:
+            return
+        self.last_value = v
+        w = self.worst_value
+        if w is None or (v > w if self.worse_above else v < w):
+            self.worst_value = v
+
+    @property
+    def now_text(self) -> str:
+        """The current value and the worst since raising, for the alarm bar (issue 15 item 7):
+        "now 206, worst 210" (empty without values)."""
+        if self.last_value is None:
+            return ""
+        if self.worst_value is None or self.worst_value == self.last_value:
+            return f"now {fmt(self.last_value)}"
+        return f"now {fmt(self.last_value)}, worst {fmt(self.worst_value)}"
 
 
 class Core:
@@ -158,7 +179,7 @@ class Core:
     # ------------------------------------------------------------------ alarm lifecycle
     def new_alarm(self, *, rule: str, rank: int, klass: str, param: str | None, value: float | None,
                   limit: float | None, source: str, message: str, now: datetime, mono: float,
-                  owner: object, out: list) -> ActiveAlarm:
+                  owner: object, out: list, worse_above: bool = True) -> ActiveAlarm:
         self.counter += 1
         latching = klass == "physiological" and rank in self.latch_ranks
         if param is not None and self.questionable.get(param):
@@ -166,7 +187,8 @@ class Core:
         a = ActiveAlarm(
             id=f"{rule}#{self.counter}", priority=NAMES[rank], alarm_class=klass, rule=rule,
             param=param, value=value, limit=limit, source_tag=source, message=message, since=now,
-            latching=latching, last_value=value, rank=rank, level_mono=mono, owner=owner,
+            latching=latching, last_value=value, worst_value=value, worse_above=worse_above, rank=rank,
+            level_mono=mono, owner=owner,
         )
         self.active[a.id] = a
         out.append(AlarmRaised(
@@ -190,6 +212,7 @@ class Core:
             a.latching = True
         if value is not None:
             a.value = value
+            a.note(value)
         if limit is not None:
             a.limit = limit
         if source is not None:
@@ -216,8 +239,7 @@ class Core:
     def condition_gone(self, a: ActiveAlarm, reason: str, now: datetime, mono: float, out: list,
                        value: float | None = None) -> None:
         a.condition = False
-        if value is not None:
-            a.last_value = value
+        a.note(value)
         if a.latching and not a.acknowledged:
             a.latched = True  # held by the latch until acknowledged
         else:

@@ -210,7 +210,7 @@ class Ladders:
             else:
                 self._touch(g, "", None, now, mono, out)
         elif g.alarm is not None and g.alarm.rule == ld.name:
-            g.alarm.last_value = v
+            g.alarm.note(v)
 
     def _touch(self, g: GroupState, gone: str, bumped: LadderState | None, now: datetime, mono: float,
                out: list) -> None:
@@ -247,7 +247,7 @@ class Ladders:
         if a is not None:
             cur = next((m for m in g.members if m.name == a.rule), None)
             if cur is not None and cur.last is not None:
-                a.last_value = cur.last
+                a.note(cur.last)
         if not held:
             if a is not None:
                 a.conditions = a.held_rules = ()
@@ -259,7 +259,7 @@ class Ladders:
             g.alarm = a = core.new_alarm(
                 rule=top.name, rank=top.held, klass="physiological", param=top.key, value=top.last,
                 limit=top.held_limit, source=top.held_source, message=_compose(top, held), now=now, mono=mono,
-                owner=g, out=out,
+                owner=g, out=out, worse_above=top.above,
             )
             _list(a, top, held)
             return
@@ -278,7 +278,10 @@ class Ladders:
             return
         a.rule = lead.name
         a.param = lead.key
-        a.last_value = lead.last
+        if a.worse_above != lead.above:  # led by a rule of the other direction from now on
+            a.worse_above = lead.above
+            a.worst_value = None
+        a.note(lead.last)
         _list(a, lead, held)
         core.escalate(a, lead.held, reason, now, mono, out, value=lead.last, limit=lead.held_limit,
                       source=lead.held_source, message=_compose(lead, held))

@@ -230,12 +230,14 @@ class Silencing:
                 continue
             age = mono - a.level_mono
             if age >= self.esc_high_s - EPS:
-                core.escalate(a, HIGH, f"unacknowledged {self.esc_high_s:g} s", now, mono, out)
+                core.escalate(a, HIGH, f"unacknowledged {self.esc_high_s:g} s"
+                              + (f"; {a.now_text}" if a.now_text else ""), now, mono, out)
             elif age >= self.reannounce_s - EPS and not a.reannounced:
                 a.reannounced = True
                 out.append(AlarmEscalated(
                     t=now, mono=mono, alarm_id=a.id, rule=a.rule, from_priority="medium",
-                    to_priority="medium", reason=f"unacknowledged {self.reannounce_s:g} s",
+                    to_priority="medium",
+                    reason=f"unacknowledged {self.reannounce_s:g} s" + (f"; {a.now_text}" if a.now_text else ""),
                     reannounce=True, value=a.last_value,
                 ))
 

@@ -101,7 +101,7 @@ class Technical:
                 source=rule.source, message=message, now=now, mono=mono, owner=ts, out=out,
             )
         else:
-            a.last_value = value
+            a.note(value)
             if rank > a.rank:
                 self.core.escalate(a, rank, message, now, mono, out, value=value, limit=limit,
                                    source=rule.source, message=message)
@@ -176,7 +176,7 @@ class Technical:
             ts.since = mono
         a = ts.alarm
         if a is not None:
-            a.last_value = v
+            a.note(v)
         elif (mono - ts.since >= cc.delay_s.value - EPS and cc.rule not in core.off_rules
               and core.phase != "discharged"):
             ts.alarm = core.new_alarm(
