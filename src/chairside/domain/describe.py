@@ -175,8 +175,11 @@ def _alarm_raised(ev: Any) -> tuple[str, list[str]]:
 
 
 def _alarm_escalated(ev: Any) -> tuple[str, list[str]]:
+    if ev.from_priority == ev.to_priority:  # not an escalation: a reminder or a new condition
+        what = "reminder" if ev.reannounce else "re-announced"
+        return f"Alarm {ev.alarm_id} {what} ({ev.to_priority}): {ev.reason}", []
     head = f"Alarm {ev.alarm_id} {ev.from_priority} → {ev.to_priority}: {ev.reason}"
-    return head, ["re-announced" if ev.reannounce else ""]
+    return head, []
 
 
 def _alarm_acknowledged(ev: Any) -> tuple[str, list[str]]:

@@ -30,11 +30,13 @@ class AlarmDifference:
     other_t: datetime | None = None
     alarm_id: str = ""
     text: str = ""
+    seq: int | None = None  # the recorded event's own number (never the replay's)
 
     def line(self, start: datetime | None = None) -> str:
         at = _clock(self.t, start)
         extra = f" (recomputed at {_clock(self.other_t, start)})" if self.other_t is not None else ""
-        return f"{at}  {self.what}: {self.kind.removeprefix('alarm_')} {self.rule or self.alarm_id}" \
+        num = f" #{self.seq}" if self.seq is not None and self.seq >= 0 else ""
+        return f"{at}  {self.what}{num}: {self.kind.removeprefix('alarm_')} {self.rule or self.alarm_id}" \
                f"{' ' + self.priority if self.priority else ''}{extra}{': ' + self.text if self.text else ''}"
 
 
@@ -78,9 +80,10 @@ def compare_alarms(recorded: Iterable[Any], recomputed: Iterable[Any], *, tolera
         kind, rule, prio = key
         n = min(len(only_a), len(only_b))
         for x, y in zip(only_a[:n], only_b[:n], strict=True):
-            out.append(AlarmDifference("time differs", kind, rule, prio, x.t, y.t, x.alarm_id, describe(x)))
+            out.append(AlarmDifference("time differs", kind, rule, prio, x.t, y.t, x.alarm_id, describe(x), x.seq))
         for x in only_a[n:]:
-            out.append(AlarmDifference("recorded only", kind, rule, prio, x.t, None, x.alarm_id, describe(x)))
+            out.append(AlarmDifference("recorded only", kind, rule, prio, x.t, None, x.alarm_id, describe(x),
+                                       x.seq))
         for y in only_b[n:]:
             out.append(AlarmDifference("recomputed only", kind, rule, prio, y.t, None, y.alarm_id,
                                        describe(y)))

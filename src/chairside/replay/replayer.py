@@ -257,8 +257,8 @@ class Replayer:
     def summary(self) -> dict[str, Any]:
         """Duration, readings, alarms by priority (recomputed and recorded), events, differences."""
         rec = self.recording
-        raised = [e for e in self.recomputed if e.kind == "alarm_raised"]
-        recorded = [e for e in rec.recorded_alarms if e.kind == "alarm_raised"]
+        raised = list(self.recomputed)
+        recorded = list(rec.recorded_alarms)
         kinds = Counter(i.payload.kind for i in rec.inputs
                         if i.kind == "event" and i.payload.kind in CLINICAL_EVENT_KINDS)
         diffs = self.differences(until=self.end)
@@ -282,6 +282,19 @@ class Replayer:
             self.service.shutdown()
 
 
-def _by_priority(raised: list[Any]) -> dict[str, int]:
-    c = Counter(e.priority for e in raised)
+def _by_priority(events: list[Any]) -> dict[str, int]:
+    """Alarms counted once each, at the highest priority they reached (an alarm raised low
+    and escalated to high counts as high; re-announcements at the same priority are not
+    escalations)."""
+    top: dict[str, str] = {}
+    for e in events:
+        if e.kind == "alarm_raised":
+            top[e.alarm_id] = e.priority
+        elif e.kind == "alarm_escalated" and e.alarm_id in top and not e.reannounce:
+            if _RANK.get(e.to_priority, 0) > _RANK.get(top[e.alarm_id], 0):
+                top[e.alarm_id] = e.to_priority
+    c = Counter(top.values())
     return {p: c.get(p, 0) for p in ("high", "medium", "low")}
+
+
+_RANK = {"low": 1, "medium": 2, "high": 3}

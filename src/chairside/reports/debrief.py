@@ -164,7 +164,8 @@ def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
     acks: dict[str, list[tuple[float, str]]] = {}
     for e in events:
         if e.kind == "alarm_raised":
-            out[e.alarm_id] = {"alarm_id": e.alarm_id, "rule": e.rule, "priority": e.priority,
+            out[e.alarm_id] = {"alarm_id": e.alarm_id, "seq": e.seq, "reminders": 0, "rule": e.rule,
+                               "priority": e.priority,
                                "highest": e.priority, "highest_s": rel(e.t), "class": e.alarm_class,
                                "message": e.message, "raised_s": rel(e.t), "acknowledged_s": None,
                                "acknowledged_by": None, "time_to_ack_s": None, "time_to_ack_at_highest_s": None,
@@ -173,6 +174,8 @@ def _alarm_responses(events: list[Any], rel) -> list[dict[str, Any]]:
             a = out[e.alarm_id]
             if rank(e.to_priority) > rank(a["highest"]):
                 a["highest"], a["highest_s"] = e.to_priority, rel(e.t)
+            elif e.reannounce:  # a reminder at the same priority, not an escalation
+                a["reminders"] += 1
         elif e.kind == "alarm_acknowledged" and e.alarm_id in out:
             acks.setdefault(e.alarm_id, []).append((rel(e.t), e.by))
         elif e.kind == "alarm_cleared" and e.alarm_id in out:
