@@ -113,6 +113,10 @@ class Ladder(_M):
             raise ValueError("a reading ladder needs clear_margin (hysteresis)")
         if self.clear_margin is not None and self.clear_margin.value < 0:
             raise ValueError("clear_margin is not negative")
+        discrete = self.scale is not None or (self.param or "").startswith("nibp")
+        if discrete and any(t.delay > 0 for t in self.tiers):
+            raise ValueError("delay_s applies to continuous signals only (NIBP and scales are discrete: "
+                             "use confirm)")
         if self.relative and self.param not in ("nibp_sys", "nibp_dia", "hr", "spo2"):
             raise ValueError("relative limits exist for nibp_sys, nibp_dia, hr, spo2 (the baseline)")
         vf = self.value_from
