@@ -18,7 +18,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LIMITS_DIR = Path(__file__).resolve().parents[2] / "src" / "chairside" / "data" / "limits"
 PROFILES = sorted(p.stem for p in LIMITS_DIR.glob("*.toml"))
 RANK = {"low": 1, "medium": 2, "high": 3}
-UNITS = {"spo2": "%", "hr": "bpm", "pr": "bpm", "nibp_sys": "mmHg", "nibp_dia": "mmHg", "nibp_map": "mmHg"}
+UNITS = {"spo2": "%", "hr": "bpm", "pr": "bpm", "rr": "/min", "nibp_sys": "mmHg", "nibp_dia": "mmHg", "nibp_map": "mmHg"}
 NIBP = ("nibp_sys", "nibp_dia", "nibp_map")
 
 

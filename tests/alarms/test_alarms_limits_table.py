@@ -28,7 +28,7 @@ EPS = 0.1
 OPS = {">=": lambda v, lim: v >= lim, ">": lambda v, lim: v > lim, "<": lambda v, lim: v < lim,
        "<=": lambda v, lim: v <= lim}
 REL_BASE = {"nibp_sys": 100.0, "nibp_dia": 60.0, "hr": 70.0, "spo2": 98.0}
-CONTINUOUS = {"spo2", "hr", "pr"}
+CONTINUOUS = {"spo2", "hr", "pr", "rr"}
 
 
 def just_beyond(op: str, lim: float, eps: float = EPS) -> float:
