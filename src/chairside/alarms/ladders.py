@@ -225,6 +225,10 @@ class Ladders:
         if bumped is not None:
             got[1].append(bumped)
 
+    def regroup(self, g: GroupState, now: datetime, mono: float, out: list) -> None:
+        """Raise the group's alarm anew from the conditions that hold (after a clear)."""
+        self._update(g, "", [], now, mono, out)
+
     def begin_set(self) -> None:
         """The values of one measurement (an NIBP set) follow: one update per group at the end."""
         self._defer = {}
@@ -262,6 +266,15 @@ class Ladders:
                 owner=g, out=out, worse_above=top.above,
             )
             _list(a, top, held)
+            return
+        if a.latching and top.held < a.rank:
+            # the condition that made it latch has gone: the latch holds it (acknowledged, it
+            # clears, and the conditions that still hold raise a new alarm at their priority)
+            _list(a, top, held)
+            if a.condition:
+                core.condition_gone(a, gone or f"no {a.priority} condition holds", now, mono, out, a.last_value)
+                if g.alarm is None:
+                    self._update(g, gone, bumped, now, mono, out)
             return
         if not a.condition:
             a.condition = True

@@ -83,7 +83,15 @@ class Silencing:
             if not a.condition:
                 a.latched = False
                 core.clear(a, f"acknowledged by {by} after the condition had cleared", now, mono, out)
+                self.after_clear(a, now, mono, out)
         return out
+
+    def after_clear(self, a, now: datetime, mono: float, out: list) -> None:
+        """A latched group alarm acknowledged away while lower conditions of its group still
+        hold: they raise a new alarm at their own priority."""
+        owner = a.owner
+        if hasattr(owner, "members") and owner.alarm is None and any(m.held for m in owner.members):
+            self.ladders.regroup(owner, now, mono, out)
 
     # ------------------------------------------------------------------ audio
     def pause_audio(self, by: str, now: datetime, seconds: float | None = None) -> list:

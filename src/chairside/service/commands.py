@@ -14,7 +14,6 @@ Must not import: textual, chairside.ui, chairside.transport.
 from __future__ import annotations
 
 import math
-import operator
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -56,7 +55,6 @@ from chairside.service.view import describe
 
 MACHINE_KINDS = ALARM_EVENT_KINDS | {"device_status", "readings_recorded", "training"}
 PHASES = ("pre_infusion", "infusion", "recovery", "discharged")
-_OPS = {">=": operator.ge, ">": operator.gt, "<": operator.lt, "<=": operator.le}
 
 
 def need_session(rec: Recorder) -> None:
@@ -178,13 +176,8 @@ def gate_check(rec: Recorder) -> tuple[bool, tuple[str, ...]]:
     res = rec.engine.gate(sbp, dbp, spo2, hr)
     blocks = bool(res.blocks_start)
     reasons = tuple(res.reasons)
-    if blocks:  # name what blocks (the advisory tiers below it add nothing)
-        vals = {"sbp": sbp, "dbp": dbp, "spo2": spo2, "hr": hr}
-        blocking = tuple(f"{g.reason} ({g.param.upper()} {vals[g.param]:g}) {g.source}"
-                         for g in rec.profile.gate
-                         if g.blocks_start and vals[g.param] is not None
-                         and _OPS[g.op](vals[g.param], g.limit))
-        reasons = blocking or reasons
+    if blocks:  # name what blocks (the advisory tiers below it add nothing): the gate's own evaluation
+        reasons = res.blocking or reasons
     if sbp is None or dbp is None:
         blocks = True
         reasons += ("no blood pressure measured before the start",)

@@ -52,7 +52,9 @@ TILE_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("hr", "HR", "bpm", ("hr",)),
     ("spo2", "SpO2", "%", ("spo2",)),
     ("pr", "PR", "bpm", ("pr",)),
+    ("rr", "RR", "/min", ("rr",)),  # only where the monitor sends it (HL7, S/5): see OPTIONAL_TILES
 )
+OPTIONAL_TILES = frozenset({"rr"})  # a tile shown once its parameter has been received
 TREND_PARAMS: tuple[tuple[str, str], ...] = (
     ("nibp_sys", "SBP"), ("nibp_dia", "DBP"), ("hr", "HR"), ("spo2", "SpO2"),
 )
@@ -282,7 +284,10 @@ class View:
 
     def _alarm_views(self, rec: Recorder) -> tuple[AlarmView, ...]:
         return tuple(AlarmView(
-            alarm_id=a.id, priority=a.priority, message=a.message, alarm_class=a.alarm_class,
+            alarm_id=a.id, priority=a.priority,
+            message=(f"{a.message} ({a.now_text})" if a.alarm_class == "physiological" and a.now_text
+                     and a.last_value != a.value else a.message),
+            alarm_class=a.alarm_class,
             param=a.param, value=a.last_value if a.last_value is not None else a.value, limit=a.limit,
             source_tag=a.source_tag, since=a.since, acknowledged=a.acknowledged, latched=a.latched,
             condition_active=a.condition, audio_paused=a.audio_paused_until is not None, rule=a.rule)
@@ -295,6 +300,8 @@ class View:
         for key, label, unit, params in TILE_SPECS:
             main = params[0]
             latest = self.latest.get(main)
+            if key in OPTIONAL_TILES and latest is None:
+                continue
             valid = self.latest_valid.get(main)
             reason = None
             value = value2 = value3 = None

@@ -25,7 +25,9 @@ from chairside.ui.timeline_view import TimelineView
 from chairside.ui.trend_chart import TrendChart
 from chairside.ui.vital_tile import VitalTile
 
-TILES = (("nibp", "NIBP", "mmHg"), ("hr", "HR", "bpm"), ("spo2", "SpO2", "%"), ("pr", "PR", "bpm"))
+TILES = (("nibp", "NIBP", "mmHg"), ("hr", "HR", "bpm"), ("spo2", "SpO2", "%"), ("pr", "PR", "bpm"),
+         ("rr", "RR", "/min"))
+OPTIONAL_TILES = frozenset({"rr"})  # hidden until the monitor sends the parameter (respiratory rate)
 
 # key, action, description, shown in the footer
 KEYS: tuple[tuple[str, str, str, bool], ...] = (
@@ -98,7 +100,9 @@ class MonitorScreen(Screen):
         yield AlarmBar()
         with TileRow(id="tiles"):
             for key, label, unit in TILES:
-                yield VitalTile(key, label, unit)
+                tile = VitalTile(key, label, unit)
+                tile.display = key not in OPTIONAL_TILES
+                yield tile
         with Horizontal(id="middle"):
             yield TrendChart()
             yield InfusionPanel()
@@ -164,7 +168,10 @@ class MonitorScreen(Screen):
         self.query_one(AlarmBar).show(snap.alarms)
         for t in snap.tiles:
             try:
-                self.query_one(f"#tile-{t.key}", VitalTile).show(t)
+                tile = self.query_one(f"#tile-{t.key}", VitalTile)
+                if not tile.display:
+                    tile.display = True
+                tile.show(t)
             except Exception:  # noqa: BLE001 - a tile this layout does not show
                 pass
         self.query_one(TrendChart).show(snap.trends, snap.trend_window_s)
