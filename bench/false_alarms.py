@@ -18,8 +18,8 @@ simulator's device data). Targets (issue 15):
 * every true desaturation below the high SpO2 limit for its delay raises the high alarm
   within that delay plus the oximeter's averaging and display lag.
 
-Artefacts ON: scenarios without artefact rates of their own run with the rates of the
-uneventful scenario (realistic motion, probe-off and low-perfusion episodes).
+Artefacts ON: scenarios without artefact rates of their own (uneventful among them) run
+with the chronic-pain scenario's rates (random motion, probe-off and low-perfusion episodes).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile)
     rules = {ld.name: ld for ld in profile.ladder if ld.param is not None}
     names = [s for s in args.scenarios.split(",") if s] or [x["name"] for x in sim_api.list_scenarios()]
-    rates = sim_api.load_scenario("uneventful").devices.artefacts
+    rates = sim_api.load_scenario("chronic-pain-4h").devices.artefacts  # realistic random episodes
     spo2_high = [t for ld in profile.ladder if ld.name == "spo2_low" for t in ld.tiers
                  if "infusion" in t.phases and t.priority == "high"]
     ok = True
