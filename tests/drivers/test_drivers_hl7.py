@@ -267,3 +267,14 @@ def test_result_and_measurement_status_table(obx8, obx11, valid, questionable):
     assert ("questionable" in x.flags) is questionable, x.flags
     if not valid:
         assert x.flags, "an invalid reading says why"
+
+
+def test_without_obx14_and_obr7_the_message_time_is_the_time():
+    # HL7 v2.6: MSH-7 is the date/time the sending system created the message
+    msg = ("MSH|^~\\&|MON|ICU|||20240101120000+0100||ORU^R01^ORU_R01|C9|P|2.6|||AL|NE\rPID|||1\r"
+           "OBR|1|||182777000^monitoring of patient^SCT\r"
+           "OBX|1|NM|147842^X^MDC|1|70|{beat}/min^{beat}/min^UCUM|||||R\r")
+    _, out = run(b"\x0b" + msg.encode() + b"\x1c\r")
+    (hr,) = [x for x in out if isinstance(x, Reading)]
+    assert hr.device_time == datetime(2024, 1, 1, 11, 0, tzinfo=UTC) and "time:MSH-7" in hr.flags
+    assert hr.valid and hr.value == 70

@@ -60,7 +60,8 @@ Reading (ISO/IEEE 11073 MDC code *numbers* in OBX-3, never the text; ../shared/v
   its rule, priority, delay, latching and escalation, and the nurse sees that the value
   needs checking (a repeat cuff), instead of a second alarm for one condition.
 * Time: OBX-14, else OBR-7 (HL7 TS with optional ``+/-ZZZZ``; without an offset the MSH-7
-  offset applies, else UTC). None when neither is present.
+  offset applies, else UTC); when neither is present (OBR-7 is required by PCD-01), MSH-7,
+  the message's own time, with the flag ``time:MSH-7``; None without any.
 * NIBP (and pulse rate from NIBP) with an OBX-14 is emitted once per measurement: an
   observation repeating the last emitted value and OBX-14 of its parameter is skipped.
 * ORU^R40: each OBR group is one alarm -> ``DeviceStatus(kind="device_alarm")`` with the
@@ -195,7 +196,7 @@ def _offset_of(raw: bytes) -> timezone | None:
 
 
 class _Message:
-    __slots__ = ("fs", "cs", "rs", "esc", "ss", "msh", "kind", "trigger", "control", "mllp", "tz", "obr_time",
+    __slots__ = ("fs", "cs", "rs", "esc", "ss", "msh", "kind", "trigger", "control", "mllp", "tz", "obr_time", "msh_time",
                  "alarms", "segments", "obx", "reject", "errors", "held", "nbytes")
 
     def __init__(self, msh: list[bytes], fs: bytes, mllp: bool) -> None:
@@ -213,6 +214,7 @@ class _Message:
         self.mllp = mllp
         self.tz = (_offset_of(msh[6]) if len(msh) > 6 else None) or UTC
         self.obr_time: datetime | None = None
+        self.msh_time = parse_ts(msh[6].split(self.cs, 1)[0], self.tz) if len(msh) > 6 and msh[6] else None
         self.alarms: list[list[list[bytes]]] = []  # R40: OBX field lists per OBR group
         self.segments = 1
         self.obx = 0  # OBX segments so far (the segment sequence of an ERR-2 location)
@@ -538,18 +540,21 @@ class Hl7Driver(Driver):
         obs_time_raw = f[14].strip() if len(f) > 14 else b""
         when = self._ts(obs_time_raw) if obs_time_raw else msg.obr_time
         flags: tuple[str, ...] = ()
+        if when is None and msg.msh_time is not None:
+            when = msg.msh_time  # neither OBX-14 nor OBR-7: the message's own time
+            flags = ("time:MSH-7",)
         value: float | None = None
         if not raw:
-            flags = ("empty",)
+            flags += ("empty",)
         else:
             first = raw.split(msg.rs, 1)[0].split(msg.cs, 1)[0].strip()
             value = parse_number(first)
             if value is None:
-                flags = (f"not_numeric:{unescape(first[:40], msg)}",)
+                flags += (f"not_numeric:{unescape(first[:40], msg)}",)
                 msg.errors.append(("102", HL7_ERRORS["102"], f"OBX^{msg.obx}^5",
                                    f"OBX-5 {unescape(first[:40], msg)!r} of {_text(code)} is not a number"))
             elif value in SENTINELS:
-                flags = (f"sentinel:{_text(first)}",)
+                flags += (f"sentinel:{_text(first)}",)
                 value = None
         valid = value is not None
         # OBX-11 result status and OBX-8 measurement-status codes (module docstring)

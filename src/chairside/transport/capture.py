@@ -9,7 +9,7 @@ same chunks), ``parse_speed``.
 Plain byte captures (any file without the CSRAW1 magic: the GE S/5 recordings of
 ../shared/vectors, a capture from another tool, ``chairside simulate --out``) replay too, with
 their driver named: ``ReplaySource`` reads them through the driver and times each frame by
-the device's own timestamp (S/5 record time, Masimo line time, HL7 OBX-14/OBR-7), never
+the device's own timestamp (S/5 record time, Masimo line time, HL7 OBX-14, OBR-7 or MSH-7), never
 going backwards; a frame without one comes the driver's nominal interval
 (``NOMINAL_INTERVAL_S``) after the previous one. ``capture_format`` tells the two apart.
 
