@@ -254,11 +254,12 @@ def test_a_busy_listen_port_is_one_line_exit_2_and_no_session_file(tmp_path):
         env.pop("CHAIRSIDE_CONFIG", None)
         r = subprocess.run([str(Path(sys.executable).parent / "chairside"), "record", "--port",
                             f"listen://127.0.0.1:{port}", "--driver", "hl7", "--session", str(session),
-                            "--duration", "1"], capture_output=True, text=True, timeout=60, env=env)
+                            "--duration", "1", "--raw", str(tmp_path / "busy.csraw")],
+                           capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in r.stderr
-    assert not session.exists()
+    assert not session.exists() and not (tmp_path / "busy.csraw").exists()
 
 
 def test_binding_every_interface_names_the_exposure():

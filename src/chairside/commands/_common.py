@@ -32,7 +32,7 @@ from chairside.service.model import CommandRefused
 from chairside.settings import Settings, SettingsError
 from chairside.settings import load_settings as _load_settings
 from chairside.training import TrainingError, TrainingRun
-from chairside.transport import CaptureError, CaptureWriter, parse_speed
+from chairside.transport import CaptureError, CaptureWriter, check_port, parse_speed
 
 DRIVERS: list[str] = available()  # the driver registry's names: every --driver option offers these
 DEFAULT_SCENARIO = "uneventful"  # the built-in simulated monitor's scenario (DESIGN.md)
@@ -109,6 +109,11 @@ def open_raw_capture(path: Path | None, driver: str, port: str, clock: Clock) ->
     """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
     if path is None:
         return None
+    if port and not port.startswith("sim://"):
+        try:
+            check_port(port)  # a port that can never open (or a busy listen://) leaves no capture file
+        except ValueError as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
     try:
         return CaptureWriter(path, driver=driver, start=clock.now(), port=port,
                              monotonic_origin=clock.monotonic())
