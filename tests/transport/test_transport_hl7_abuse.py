@@ -290,3 +290,11 @@ def test_listener_limits_come_from_the_settings(monkeypatch, tmp_path):
     assert defaults.listen_max_message_bytes == 1 << 20  # the default: 1 MB
     lst = Hl7Listener("hl7", clock=WallClock(), on_output=Outputs(), port=0, config=cfg)
     assert lst.max_connections == 3 and lst.senders == {"10.1.2.3"}
+
+
+def test_stats_after_stop_are_figures_not_a_crash():
+    lst = listener(Outputs())
+    host, port = lst.address
+    lst.stop()
+    st = lst.stats
+    assert st.port == f"tcp://{host}:{port}" and st.state == "stopped"

@@ -170,6 +170,7 @@ class Hl7Listener:
         self._watch = Watch(clock, self.config)
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
+        self._bound: tuple[str, int] | None = None  # (host, port) once bound
         self._thread: threading.Thread | None = None
         self._conns: dict[socket.socket, _Conn] = {}
         self._up = False
@@ -185,11 +186,8 @@ class Hl7Listener:
     # -- public API -------------------------------------------------------------------------
     @property
     def address(self) -> tuple[str, int]:
-        """The bound (host, port); valid after ``start()``."""
-        if self._sock is None:
-            return (self.host, self.port)
-        host, port = self._sock.getsockname()[:2]
-        return host, port
+        """The bound (host, port); valid after ``start()`` and still after ``stop()``."""
+        return self._bound or (self.host, self.port)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -207,6 +205,7 @@ class Hl7Listener:
         if warning:
             log.warning("%s", warning)
         self._sock = sock
+        self._bound = tuple(sock.getsockname()[:2])
         self._state = "listening"
         self._watch.restart()
         self._thread = threading.Thread(target=self._accept_loop, name=f"chairside-hl7 {self.address}",
