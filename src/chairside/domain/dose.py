@@ -284,6 +284,18 @@ def totals(source: Any, at: float | datetime, weight_kg: float | None = None) ->
         segments: Iterable[Any] = infusion.segments
         if weight_kg is None:
             weight_kg = getattr(source, "weight_kg", None)
+        # the ordered dose is the most the pump gives: past the computed end (before the
+        # service's tick records infusion_completed) the totals stop at the order
+        from chairside.domain.completion import completion_mono, mono_to_t
+
+        end = completion_mono(infusion.segments, getattr(infusion, "order_mg", None))
+        if end is not None:
+            if isinstance(at, datetime):
+                end_t = mono_to_t(infusion.segments, end)
+                if end_t is not None and at > end_t:
+                    at = end_t
+            elif at > end:
+                at = end
     else:
         segments = source
     ml = mg = secs = 0.0

@@ -65,6 +65,11 @@ class SessionOpened(_EventBase):
     sim_seed: int | None = None
     scenario: str | None = None
     training: bool = False
+    # the course (issue 14 item 10): infusion n of the template's planned count, and a
+    # summary of the previous session of the same pseudonym found in the session folder
+    course_n: int | None = None
+    course_planned: int | None = None
+    previous: dict[str, Any] = Field(default_factory=dict)
 
 
 class ChecklistCompleted(_EventBase):
@@ -75,6 +80,10 @@ class ChecklistCompleted(_EventBase):
     escort_confirmed: bool = False
     consent: bool = False
     notes: str = ""
+    # the template's own checks (chairside.domain.start_checks); None = not answered
+    medications_reviewed: bool | None = None
+    allergies: str | None = None  # what was recorded ("none known" counts as recorded)
+    concomitant: dict[str, bool] = Field(default_factory=dict)  # esketamine drug classes: present?
 
 
 class BaselineRecorded(_EventBase):
@@ -115,6 +124,12 @@ class InfusionStarted(_InfusionRate):
     gate_override_reason: str = ""  # pre-infusion BP/SpO2 gate overridden
     above_usual_reason: str = ""  # dose above the template's usual range
     confirmed_by: str | None = None
+    dose_mg: float | None = None  # the ordered dose in mg (what completes the infusion)
+    volume_to_infuse_ml: float | None = None  # the order's volume to be infused (dose / concentration)
+    advisories: tuple[str, ...] = ()  # start-gate advisories that applied (each needs the reason)
+    advisory_reason: str = ""
+    bag_findings: tuple[str, ...] = ()  # bag checks that needed a reason (concentration, content)
+    bag_reason: str = ""
 
 
 class InfusionRateChanged(_InfusionRate):
@@ -134,7 +149,41 @@ class InfusionResumed(_InfusionRate):
 
 
 class InfusionStopped(_EventBase):
+    """The pump stopped by the nurse; after ``infusion_completed`` it is the nurse's
+    confirmation that the pump has stopped (the totals already ended at completion)."""
+
     kind: Literal["infusion_stopped"] = "infusion_stopped"
+    reason: str = ""
+
+
+class InfusionCompleted(_EventBase):
+    """The ordered dose is in, by the record's own rate/pause arithmetic. Recorded by the
+    service's tick once the clock passes the computed end; ``at_t``/``at_mono`` is that
+    moment (the totals stop there), ``t``/``mono`` when it was recorded."""
+
+    kind: Literal["infusion_completed"] = "infusion_completed"
+    at_t: datetime
+    at_mono: float
+    dose_mg: float
+    dose_mg_kg: float | None = None
+    volume_ml: float
+
+
+class DeviceGiven(_EventBase):
+    """One fixed-dose device (esketamine nasal spray, 28 mg): the record holds each device
+    with its time and lot, and the running total in mg. No mg/kg or mL/h here."""
+
+    kind: Literal["device_given"] = "device_given"
+    drug: str = "esketamine"
+    route: str = "IN"
+    device_mg: float
+    n: int  # 1 for the first device of the session
+    total_mg: float  # after this device
+    planned_mg: float | None = None
+    lot: str = ""
+    gate_override_reason: str = ""
+    advisories: tuple[str, ...] = ()
+    advisory_reason: str = ""
     reason: str = ""
 
 
@@ -323,6 +372,8 @@ Event = Annotated[
         InfusionPaused,
         InfusionResumed,
         InfusionStopped,
+        InfusionCompleted,
+        DeviceGiven,
         ReadingsRecorded,
         ObservationRecorded,
         InterventionGiven,
@@ -353,7 +404,8 @@ CLINICAL_EVENT_KINDS = frozenset(
     {
         "session_opened", "checklist_completed", "baseline_recorded", "phase_changed",
         "infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed",
-        "infusion_stopped", "observation_recorded", "intervention_given", "note", "amendment",
-        "discharge_assessed", "session_closed", "monitoring_stopped", "session_resumed", "rems_form_filed",
+        "infusion_stopped", "infusion_completed", "device_given", "observation_recorded", "intervention_given",
+        "note", "amendment", "discharge_assessed", "session_closed", "monitoring_stopped", "session_resumed",
+        "rems_form_filed",
     }
 )

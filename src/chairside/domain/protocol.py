@@ -144,10 +144,16 @@ class Dosing(_Tagged):
     device_mg: Num | None = Field(default=None, gt=0)
     device_wait_min: Num | None = Field(default=None, ge=0)
     confirm_weight: Bool = True
+    # plausible bag concentration: outside it the order is refused (a typo, an undiluted vial)
+    concentration_min_mg_ml: Num | None = Field(default=None, gt=0)
+    concentration_max_mg_ml: Num | None = Field(default=None, gt=0)
     notes: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _ranges(self) -> Dosing:
+        lo, hi = self.concentration_min_mg_ml, self.concentration_max_mg_ml
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"concentration_max_mg_ml: must be > concentration_min_mg_ml ({lo:g})")
         if self.basis == "mg_per_kg" and self.duration_min is None:
             raise ValueError("duration_min: required when basis is mg_per_kg")
         if not self.usual_min <= self.usual_max:
@@ -186,6 +192,25 @@ class Gate(_Tagged):
     fasting_fluids_h: Num | None = Field(default=None, ge=0)
     override_requires_reason: Bool = True
     checklist: tuple[str, ...] = ()
+    # the template's own start checks (chairside.domain.start_checks): hard blocks refuse the
+    # start, advisories need a recorded reason; a check in neither list is not made
+    hard_blocks: tuple[str, ...] = ()
+    advisories: tuple[str, ...] = ()
+    concomitant_classes: tuple[str, ...] = ()  # drug classes asked before dosing (esketamine)
+
+    @model_validator(mode="after")
+    def _checks(self) -> Gate:
+        known = ("consent", "escort", "fasting", "baseline_bp", "medications", "allergies", "concomitant")
+        for name in ("hard_blocks", "advisories"):
+            for k in getattr(self, name):
+                if k not in known:
+                    raise ValueError(f"{name}: unknown check {k!r} (known: {', '.join(known)})")
+        both = set(self.hard_blocks) & set(self.advisories)
+        if both:
+            raise ValueError(f"advisories: {', '.join(sorted(both))} is also a hard block")
+        if "concomitant" in (*self.hard_blocks, *self.advisories) and not self.concomitant_classes:
+            raise ValueError("concomitant_classes: required when the concomitant check is made")
+        return self
 
 
 Trigger = Literal["start", "rate_increase"]
@@ -236,6 +261,9 @@ class Discharge(_Tagged):
     cadss_or_baseline: Bool = False
     escort_required: Bool = True
     resolved: tuple[str, ...] = ()
+    rass_min: Int | None = None  # "resolved" agitation/sedation on RASS, when RASS is recorded
+    rass_max: Int | None = None
+    spo2_min: Num | None = Field(default=None, gt=0, le=100)  # "respiratory depression resolved"
     no_driving: str = ""
 
     @model_validator(mode="after")
@@ -245,8 +273,14 @@ class Discharge(_Tagged):
         for f in needed:
             if getattr(self, f) is None:
                 raise ValueError(f"{f}: required by score_rule {self.score_rule!r}")
+        known = ("sedation", "dissociation", "respiratory_depression")
+        for r in self.resolved:
+            if r not in known:
+                raise ValueError(f"resolved: unknown criterion {r!r} (known: {', '.join(known)})")
+        if "respiratory_depression" in self.resolved and self.spo2_min is None:
+            raise ValueError("spo2_min: required when respiratory_depression must be resolved")
         for f, scale in (("aldrete_min", "aldrete"), ("padss_min", "padss"), ("moaas_required", "moaas"),
-                         ("cadss_max", "cadss")):
+                         ("cadss_max", "cadss"), ("rass_min", "rass"), ("rass_max", "rass")):
             v = getattr(self, f)
             s = SCALES.get(scale)
             if v is not None and s is not None and not (s.min <= v <= (s.max if s.max is not None else v)):
@@ -283,8 +317,17 @@ class Rems(_Tagged):
     bp_guide_sys: Num = Field(gt=0)
     bp_guide_dia: Num = Field(gt=0)
     min_minutes: Num = Field(gt=0)
+    bp_at_min_window: Num | None = Field(default=None, gt=0)  # +/- minutes around bp_at_min
+    bp_before_completion_min: Num | None = Field(default=None, gt=0)  # a BP this recent at discharge
     fields: tuple[str, ...]
     concomitant_classes: tuple[str, ...] = ()
+    note: str = ""
+
+
+class Course(_Tagged):
+    """The course of treatment: how many sessions the template plans."""
+
+    planned_sessions: Int = Field(ge=1)
     note: str = ""
 
 
@@ -302,6 +345,7 @@ class ProtocolTemplate(_Tagged):
     discharge: Discharge
     observations: tuple[ObsSchedule, ...] = ()
     rems: Rems | None = None
+    course: Course | None = None
     notes: tuple[str, ...] = ()
 
     @field_validator("name", "limits_profile")

@@ -59,7 +59,8 @@ InfusionStatus = Literal["not_started", "running", "paused", "stopped"]
 AlarmStatus = Literal["active", "acknowledged", "latched", "cleared"]
 
 INFUSION_KINDS = frozenset(
-    {"infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed", "infusion_stopped"}
+    {"infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed", "infusion_stopped",
+     "infusion_completed"}
 )
 _NOT_AMENDABLE_FIELDS = frozenset({"seq", "kind"})
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -148,10 +149,55 @@ class InfusionState:
     last_start_or_increase_mono: float | None = None  # for the tightened BP cadence
     rate_changes: int = 0
     pauses: int = 0
+    order_mg: float | None = None  # the ordered dose in mg (None: a rate order with no total)
+    order_ml: float | None = None  # the order's volume to be infused
+    paused_t: datetime | None = None  # the last pause (the resume gate wants a BP after it)
+    paused_mono: float | None = None
+    completed_seq: int | None = None  # infusion_completed: the ordered dose is in
+    pump_stop_confirmed: bool = False  # the nurse's Stop after completion
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_seq is not None
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """One fixed-dose device (esketamine nasal spray)."""
+
+    seq: int
+    t: datetime
+    mono: float
+    device_mg: float
+    lot: str
+
+
+@dataclass(frozen=True)
+class DevicesState:
+    """The fixed-dose devices given in this session (esketamine)."""
+
+    devices: tuple[DeviceRecord, ...] = ()
+    planned_mg: float | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.devices)
+
+    @property
+    def total_mg(self) -> float:
+        return sum(d.device_mg for d in self.devices)
+
+    @property
+    def first(self) -> DeviceRecord | None:
+        return self.devices[0] if self.devices else None
+
+    @property
+    def last(self) -> DeviceRecord | None:
+        return self.devices[-1] if self.devices else None
 
 
 @dataclass(frozen=True)
@@ -227,6 +273,9 @@ class SessionState:
     checklist_seq: int | None = None
     baseline_seq: int | None = None
     infusion: InfusionState = field(default_factory=InfusionState)
+    devices: DevicesState = field(default_factory=DevicesState)
+    # every distinct valid NIBP measurement: (time, mono, systolic, diastolic)
+    nibp_log: tuple[tuple[datetime, float, float | None, float | None], ...] = ()
     latest: Mapping[str, Reading] = field(default_factory=lambda: _EMPTY)  # last reading per param (valid or not)
     latest_valid: Mapping[str, Reading] = field(default_factory=lambda: _EMPTY)  # last valid reading per param
     last_nibp_t: datetime | None = None  # time of the last valid NIBP measurement
@@ -351,6 +400,7 @@ def _infusion_step(inf: InfusionState, ev: Any, seq: int, weight: float | None) 
             inf, status="running", drug=ev.drug, route=ev.route, concentration_mg_ml=conc,
             rate_mg_kg_h=mgkh, rate_ml_h=mlh, dose_mg_kg=ev.dose_mg_kg, duration_min=ev.duration_min,
             lot=ev.lot, segments=(*segs, open_segment(mgkh, mlh, conc)),
+            order_mg=ev.dose_mg, order_ml=ev.volume_to_infuse_ml,
             started_t=inf.started_t or t, started_mono=inf.started_mono if inf.started_mono is not None else mono,
             last_start_or_increase_mono=mono,
         )
@@ -370,7 +420,8 @@ def _infusion_step(inf: InfusionState, ev: Any, seq: int, weight: float | None) 
     if kind == "infusion_paused":
         if inf.status != "running":
             raise StateError(f"{_label(ev, seq)}: the infusion is not running (status {inf.status})")
-        return replace(inf, status="paused", segments=close_last(), pauses=inf.pauses + 1)
+        return replace(inf, status="paused", segments=close_last(), pauses=inf.pauses + 1, paused_t=t,
+                       paused_mono=mono)
     if kind == "infusion_resumed":
         if inf.status != "paused":
             raise StateError(f"{_label(ev, seq)}: the infusion is not paused (status {inf.status})")
@@ -385,9 +436,20 @@ def _infusion_step(inf: InfusionState, ev: Any, seq: int, weight: float | None) 
             new = replace(new, last_start_or_increase_mono=mono)
         return new
     if kind == "infusion_stopped":
+        if inf.completed and not inf.pump_stop_confirmed:
+            return replace(inf, pump_stop_confirmed=True)  # the nurse confirms the pump stopped
         if inf.status not in ("running", "paused"):
             raise StateError(f"{_label(ev, seq)}: no infusion to stop (status {inf.status})")
         return replace(inf, status="stopped", segments=close_last(), stopped_t=t, stopped_mono=mono)
+    if kind == "infusion_completed":
+        if inf.status != "running" or not segs or not segs[-1].open:
+            raise StateError(f"{_label(ev, seq)}: the infusion is not running (status {inf.status})")
+        at, at_t = float(ev.at_mono), ev.at_t
+        if at < segs[-1].start_mono:
+            raise StateError(f"{_label(ev, seq)}: completion at mono {at:g} is before the running segment "
+                             f"(mono {segs[-1].start_mono:g})")
+        done = (*segs[:-1], segs[-1].close(at_t, at, seq))
+        return replace(inf, status="stopped", segments=done, stopped_t=at_t, stopped_mono=at, completed_seq=seq)
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -487,6 +549,7 @@ def _readings_step(state: SessionState, ev: ReadingsRecorded) -> SessionState:
     latest = dict(state.latest)
     valid = dict(state.latest_valid)
     nibp_t, nibp_mono = state.last_nibp_t, state.last_nibp_mono
+    log: list[Any] | None = None
     for r in ev.readings:
         latest[r.param] = r
         if r.valid and r.value is not None:
@@ -496,8 +559,30 @@ def _readings_step(state: SessionState, ev: ReadingsRecorded) -> SessionState:
                 if nibp_t is None or rt > nibp_t:
                     lag = max(0.0, (ev.t - rt).total_seconds()) if r.time is not None else 0.0
                     nibp_t, nibp_mono = rt, float(ev.mono) - lag
+                if r.param in ("nibp_sys", "nibp_dia"):
+                    if log is None:
+                        log = list(state.nibp_log)
+                    _log_nibp(log, rt, float(ev.mono) - (max(0.0, (ev.t - rt).total_seconds())
+                                                         if r.time is not None else 0.0), r.param, r.value)
     return replace(state, latest=_freeze(latest), latest_valid=_freeze(valid), last_nibp_t=nibp_t,
-                   last_nibp_mono=nibp_mono, readings_count=state.readings_count + len(ev.readings))
+                   last_nibp_mono=nibp_mono, readings_count=state.readings_count + len(ev.readings),
+                   nibp_log=state.nibp_log if log is None else tuple(log))
+
+
+def _log_nibp(log: list[tuple[datetime, float, float | None, float | None]], t: datetime, mono: float,
+              param: str, value: float) -> None:
+    """One NIBP measurement per time: a systolic and its diastolic (same time) join one entry;
+    the monitor repeating its last measurement adds nothing."""
+    for i in range(len(log) - 1, max(-1, len(log) - 4), -1):
+        lt, lm, ls, ld = log[i]
+        if lt == t:
+            log[i] = (lt, lm, value if param == "nibp_sys" else ls, value if param == "nibp_dia" else ld)
+            return
+        if lt < t:
+            break
+    if log and t < log[-1][0]:
+        return  # an older measurement re-sent: already logged (or too old to matter)
+    log.append((t, mono, value if param == "nibp_sys" else None, value if param == "nibp_dia" else None))
 
 
 # ---------------------------------------------------------------------------- amendments
@@ -572,6 +657,11 @@ def apply(state: SessionState, event: Event) -> SessionState:
         return replace(base, infusion=_infusion_step(state.infusion, ev, seq, state.weight_kg))
     if kind == "observation_recorded":
         return replace(base, observation_seqs=(*state.observation_seqs, seq))
+    if kind == "device_given":
+        d = state.devices
+        rec = DeviceRecord(seq=seq, t=ev.t, mono=float(ev.mono), device_mg=float(ev.device_mg), lot=ev.lot)
+        return replace(base, devices=replace(d, devices=(*d.devices, rec),
+                                             planned_mg=ev.planned_mg if ev.planned_mg is not None else d.planned_mg))
     if kind == "intervention_given":
         return replace(base, intervention_seqs=(*state.intervention_seqs, seq))
     if kind in ("alarm_raised", "alarm_escalated", "alarm_acknowledged", "alarm_silenced", "alarm_cleared"):
@@ -615,6 +705,6 @@ def fold(events: Iterable[Event], initial: SessionState | None = None) -> Sessio
 
 
 __all__ = [
-    "AlarmState", "EMPTY_STATE", "EffectiveEvent", "InfusionState", "RateSegment", "SessionInfo",
+    "AlarmState", "DeviceRecord", "DevicesState", "EMPTY_STATE", "EffectiveEvent", "InfusionState", "RateSegment", "SessionInfo",
     "SessionState", "StateError", "apply", "fold",
 ]
