@@ -30,7 +30,7 @@ def session_summary(state: Any) -> dict[str, Any]:
         if end is not None:
             tot = totals(state, end)
             dose_mg, dose_mg_kg = tot.mg, tot.mg_kg
-    dev = getattr(state, "devices", None)
+    dev = getattr(state, "device_doses", None)
     if dev is not None and dev.count:
         dose_mg = (dose_mg or 0.0) + dev.total_mg
     sys_ = [e[2] for e in state.nibp_log if e[2] is not None]

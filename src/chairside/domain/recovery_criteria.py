@@ -29,7 +29,7 @@ def dosing_end(state: Any) -> datetime | None:
     inf = state.infusion
     if inf.status == "stopped" and inf.stopped_t is not None:
         return inf.stopped_t
-    dev = getattr(state, "devices", None)
+    dev = getattr(state, "device_doses", None)
     if dev is not None and dev.count and dev.last is not None:
         if dev.planned_mg is None or dev.total_mg >= dev.planned_mg - 1e-9 or state.phase in ("recovery", "discharged"):
             return dev.last.t
@@ -37,7 +37,7 @@ def dosing_end(state: Any) -> datetime | None:
 
 
 def dosing_start(state: Any) -> datetime | None:
-    dev = getattr(state, "devices", None)
+    dev = getattr(state, "device_doses", None)
     if dev is not None and dev.first is not None:
         return dev.first.t
     return state.infusion.started_t

@@ -273,7 +273,7 @@ class SessionState:
     checklist_seq: int | None = None
     baseline_seq: int | None = None
     infusion: InfusionState = field(default_factory=InfusionState)
-    devices: DevicesState = field(default_factory=DevicesState)
+    device_doses: DevicesState = field(default_factory=DevicesState)  # fixed-dose devices (esketamine)
     # every distinct valid NIBP measurement: (time, mono, systolic, diastolic)
     nibp_log: tuple[tuple[datetime, float, float | None, float | None], ...] = ()
     latest: Mapping[str, Reading] = field(default_factory=lambda: _EMPTY)  # last reading per param (valid or not)
@@ -658,9 +658,9 @@ def apply(state: SessionState, event: Event) -> SessionState:
     if kind == "observation_recorded":
         return replace(base, observation_seqs=(*state.observation_seqs, seq))
     if kind == "device_given":
-        d = state.devices
+        d = state.device_doses
         rec = DeviceRecord(seq=seq, t=ev.t, mono=float(ev.mono), device_mg=float(ev.device_mg), lot=ev.lot)
-        return replace(base, devices=replace(d, devices=(*d.devices, rec),
+        return replace(base, device_doses=replace(d, devices=(*d.devices, rec),
                                              planned_mg=ev.planned_mg if ev.planned_mg is not None else d.planned_mg))
     if kind == "intervention_given":
         return replace(base, intervention_seqs=(*state.intervention_seqs, seq))
