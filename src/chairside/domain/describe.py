@@ -58,9 +58,18 @@ def _join(head: str, more: list[str], full: bool) -> str:
 
 def _session_opened(ev: Any) -> tuple[str, list[str]]:
     head = f"Session opened: {ev.patient_id}, {ev.weight_kg:g} kg ({ev.weight_source}), {ev.protocol}"
+    if ev.course_n is not None:
+        head += f"; infusion {ev.course_n}" + (f" of {ev.course_planned}" if ev.course_planned else "")
+    prev = ev.previous or {}
+    before = ""
+    if prev:
+        dose = f"{prev['dose_mg']:g} mg" if prev.get("dose_mg") is not None else "dose —"
+        peak = (f", peak BP {_n(prev.get('peak_sbp'))}/{_n(prev.get('peak_dbp'))}"
+                if prev.get("peak_sbp") is not None else "")
+        before = f"previous session {str(prev.get('opened', ''))[:10]}: {dose}{peak}"
     return head, [f"session {ev.session_id}", f"staff {', '.join(ev.staff) or '—'}",
                   "SIMULATED" if ev.simulated else "", "TRAINING" if ev.training else "",
-                  f"scenario {ev.scenario}" if ev.scenario else ""]
+                  f"scenario {ev.scenario}" if ev.scenario else "", before]
 
 
 def _checklist(ev: Any) -> tuple[str, list[str]]:
@@ -88,7 +97,12 @@ def _infusion_started(ev: Any) -> tuple[str, list[str]]:
     ov = f" — GATE OVERRIDE: {ev.gate_override_reason}" if ev.gate_override_reason else ""
     head = (f"Infusion started {ev.rate_mg_kg_h:.3g} mg/kg/h = {ev.rate_ml_h:.1f} mL/h "
             f"({ev.concentration_mg_ml:g} mg/mL){ov}")
-    return head, [*_drug_details(ev), f"reason: {ev.reason}" if ev.reason else ""]
+    order = (f"order {ev.dose_mg:.4g} mg = {ev.volume_to_infuse_ml:.1f} mL to infuse"
+             if ev.dose_mg is not None and ev.volume_to_infuse_ml is not None else "")
+    return head, [*_drug_details(ev), f"reason: {ev.reason}" if ev.reason else "", order,
+                  *(f"advisory: {a}" for a in ev.advisories),
+                  f"advisory reason: {ev.advisory_reason}" if ev.advisory_reason else "",
+                  *(f"bag: {b}" for b in ev.bag_findings), f"bag reason: {ev.bag_reason}" if ev.bag_reason else ""]
 
 
 def _rate_changed(ev: Any) -> tuple[str, list[str]]:
@@ -103,11 +117,30 @@ def _paused(ev: Any) -> tuple[str, list[str]]:
 
 def _resumed(ev: Any) -> tuple[str, list[str]]:
     head = "Infusion resumed" + (f": {ev.reason}" if ev.reason else "")
-    return head, [ev.drug, f"{ev.rate_mg_kg_h:.3g} mg/kg/h = {ev.rate_ml_h:.1f} mL/h"]
+    if ev.gate_findings:
+        head += f" — above the gate, agreed by {ev.prescriber}"
+    return head, [ev.drug, f"{ev.rate_mg_kg_h:.3g} mg/kg/h = {ev.rate_ml_h:.1f} mL/h", *ev.gate_findings]
 
 
 def _stopped(ev: Any) -> tuple[str, list[str]]:
     return f"Infusion stopped: {ev.reason}", []
+
+
+def _completed(ev: Any) -> tuple[str, list[str]]:
+    kg = f" = {ev.dose_mg_kg:.3g} mg/kg" if ev.dose_mg_kg is not None else ""
+    head = (f"Infusion complete at {ev.at_t:%H:%M:%S}: {ev.dose_mg:.4g} mg{kg} in {ev.volume_ml:.1f} mL — "
+            "confirm the pump has stopped")
+    return head, [f"recorded at {ev.t:%H:%M:%S}"]
+
+
+def _device_given(ev: Any) -> tuple[str, list[str]]:
+    lot = f", lot {ev.lot}" if ev.lot else ""
+    head = f"{ev.drug.capitalize()} device {ev.n}: {ev.device_mg:g} mg {ev.route}{lot} (total {ev.total_mg:g} mg)"
+    more = [f"planned {ev.planned_mg:g} mg" if ev.planned_mg is not None else "",
+            f"gate override: {ev.gate_override_reason}" if ev.gate_override_reason else "",
+            *(f"advisory: {a}" for a in ev.advisories),
+            f"reason: {ev.advisory_reason or ev.reason}" if (ev.advisory_reason or ev.reason) else ""]
+    return head, more
 
 
 def _observation(ev: Any) -> tuple[str, list[str]]:
@@ -138,8 +171,9 @@ def _amendment(ev: Any) -> tuple[str, list[str]]:
 def _discharge(ev: Any) -> tuple[str, list[str]]:
     scores = f"Aldrete {_n(ev.aldrete_total)}, PADSS {_n(ev.padss_total)}"
     if ev.discharged:
-        ov = f" — OVERRIDE: {ev.override_reason}" if ev.override_reason else ""
-        return f"Discharged ({scores}){ov}", []
+        by = f" ({ev.override_by})" if ev.override_by else ""
+        ov = f" — OVERRIDE{by}: {ev.override_reason}" if ev.override_reason else ""
+        return f"Discharged ({scores}){ov}", list(ev.blocked_reasons) if ev.override_reason else []
     head = "Discharge assessed: " + ("criteria met" if ev.criteria_met else "; ".join(ev.blocked_reasons))
     return head, [scores]
 
@@ -244,6 +278,7 @@ _KINDS: dict[str, Callable[[Any], tuple[str, list[str]]]] = {
     "session_opened": _session_opened, "checklist_completed": _checklist, "baseline_recorded": _baseline,
     "phase_changed": _phase, "infusion_started": _infusion_started, "infusion_rate_changed": _rate_changed,
     "infusion_paused": _paused, "infusion_resumed": _resumed, "infusion_stopped": _stopped,
+    "infusion_completed": _completed, "device_given": _device_given,
     "observation_recorded": _observation, "intervention_given": _intervention, "note": _note,
     "amendment": _amendment, "discharge_assessed": _discharge, "session_closed": _closed,
     "monitoring_stopped": _monitoring_stopped, "session_resumed": _session_resumed,

@@ -146,6 +146,8 @@ class InfusionPaused(_EventBase):
 
 class InfusionResumed(_InfusionRate):
     kind: Literal["infusion_resumed"] = "infusion_resumed"
+    gate_findings: tuple[str, ...] = ()  # what the gate said on the BP taken after the pause
+    prescriber: str = ""  # initials of the prescriber who agreed to resume above the limits
 
 
 class InfusionStopped(_EventBase):
@@ -307,6 +309,7 @@ class DischargeAssessed(_EventBase):
     criteria_met: bool = False
     blocked_reasons: tuple[str, ...] = ()
     override_reason: str = ""
+    override_by: str = ""  # the prescriber's initials on an override
     discharged: bool = False
 
 

@@ -75,6 +75,10 @@ def baseline_score(state: Any, scale: str) -> float | None:
     return None if best is None else float(best.score)
 
 
+def _signed(v: float) -> str:
+    return "0" if v == 0 else f"{v:+g}"
+
+
 def _tag(section: Any, field: str) -> str:
     t = section.source(field)
     return f" {t}" if t else ""
@@ -107,9 +111,8 @@ def unmet_recovery_criteria(template: Any, state: Any, *, spo2: float | None = N
             lo = d.rass_min if d.rass_min is not None else r.score
             hi = d.rass_max if d.rass_max is not None else r.score
             if not lo <= r.score <= hi:
-                rng = (f"{d.rass_min:+d} to {d.rass_max:+d}{_tag(d, 'rass_max')}"
-                       if d.rass_min is not None and d.rass_max is not None else f"{lo:+g} to {hi:+g}")
-                out.append(f"agitation/sedation: RASS {r.score:+g} at {r.t:%H:%M} (needs {rng})")
+                rng = f"{_signed(lo)} to {_signed(hi)}{_tag(d, 'rass_max' if d.rass_max is not None else 'rass_min')}"
+                out.append(f"agitation/sedation: RASS {_signed(r.score)} at {r.t:%H:%M} (needs {rng})")
     if d.cadss_max is not None:
         c = _latest(obs, "cadss", end)
         need = f"needs <= {d.cadss_max}{_tag(d, 'cadss_max')}"

@@ -136,10 +136,10 @@ def start_findings(template: Any, checklist: Any, nibp_log: Sequence[Any] = (), 
         n = gate.baseline_bp_count
         chain = baseline_bps(nibp_log, n, gate.baseline_interval_min)
         if len(chain) < n:
-            apart = (f" {gate.baseline_interval_min:g} min apart{_tag(gate, 'baseline_interval_min')}"
+            apart = (f", {gate.baseline_interval_min:g} min apart{_tag(gate, 'baseline_interval_min')}"
                      if gate.baseline_interval_min and n > 1 else "")
-            out.append(Finding("baseline_bp", lv, f"{len(chain)} of {n} baseline BPs{apart} measured"
-                               f"{_tag(gate, 'baseline_bp_count')}"))
+            out.append(Finding("baseline_bp", lv, f"{len(chain)} of {n} baseline BPs measured (the template asks "
+                               f"{n}{_tag(gate, 'baseline_bp_count')}{apart})"))
     lv = level("medications")
     if lv and checklist.medications_reviewed is not True:
         out.append(Finding("medications", lv, "current medicines not reviewed"))
@@ -170,11 +170,12 @@ def resume_findings(infusion: Any, nibp_log: Sequence[Any], gate_reasons: Sequen
     after = [e for e in nibp_log if e[1] >= paused and e[2] is not None and e[3] is not None]
     if not after:
         return (Finding("bp_after_pause", "block", "no BP has been measured since the pause: take one first"),)
-    t, _m, s, d = after[-1]
-    out = [Finding("bp_gate", "override", f"BP {s:g}/{d:g} after the pause: {r}") for r in gate_reasons]
-    if gate_blocks and not out:
-        out.append(Finding("bp_gate", "override", f"BP {s:g}/{d:g} after the pause is above the gate"))
-    return tuple(out)
+    _t, _m, s, d = after[-1]
+    if gate_reasons:
+        return (Finding("bp_gate", "override", f"BP {s:g}/{d:g} after the pause: " + "; ".join(gate_reasons)),)
+    if gate_blocks:
+        return (Finding("bp_gate", "override", f"BP {s:g}/{d:g} after the pause is above the gate"),)
+    return ()
 
 
 def latest_bp_after(nibp_log: Sequence[Any], mono: float) -> tuple[float, float] | None:

@@ -562,17 +562,18 @@ def _readings_step(state: SessionState, ev: ReadingsRecorded) -> SessionState:
                 if r.param in ("nibp_sys", "nibp_dia"):
                     if log is None:
                         log = list(state.nibp_log)
-                    _log_nibp(log, rt, float(ev.mono) - (max(0.0, (ev.t - rt).total_seconds())
+                    log_nibp(log, rt, float(ev.mono) - (max(0.0, (ev.t - rt).total_seconds())
                                                          if r.time is not None else 0.0), r.param, r.value)
     return replace(state, latest=_freeze(latest), latest_valid=_freeze(valid), last_nibp_t=nibp_t,
                    last_nibp_mono=nibp_mono, readings_count=state.readings_count + len(ev.readings),
                    nibp_log=state.nibp_log if log is None else tuple(log))
 
 
-def _log_nibp(log: list[tuple[datetime, float, float | None, float | None]], t: datetime, mono: float,
+def log_nibp(log: list[tuple[datetime, float, float | None, float | None]], t: datetime, mono: float,
               param: str, value: float) -> None:
-    """One NIBP measurement per time: a systolic and its diastolic (same time) join one entry;
-    the monitor repeating its last measurement adds nothing."""
+    """Add a valid NIBP value to ``log`` (in place): one entry per measurement time, a systolic
+    and its diastolic (same time) join one entry; the monitor repeating its last measurement
+    adds nothing. The service keeps its live log with it too."""
     for i in range(len(log) - 1, max(-1, len(log) - 4), -1):
         lt, lm, ls, ld = log[i]
         if lt == t:
@@ -706,5 +707,5 @@ def fold(events: Iterable[Event], initial: SessionState | None = None) -> Sessio
 
 __all__ = [
     "AlarmState", "DeviceRecord", "DevicesState", "EMPTY_STATE", "EffectiveEvent", "InfusionState", "RateSegment", "SessionInfo",
-    "SessionState", "StateError", "apply", "fold",
+    "SessionState", "StateError", "apply", "fold", "log_nibp",
 ]
