@@ -1,5 +1,6 @@
 """``chairside train --scenario NAME [--seed N]``: a simulated session with instructor
-controls, ending with a debrief.
+controls, ending with a debrief. With ``--script STEPS.toml --headless``: a scripted nurse
+on the simulated clock at full speed (``chairside.training_script``).
 
 Owns: the options of ``train`` and its wiring: a ``TrainingRun`` (the simulated patient,
 held at rest until the trainee starts the infusion, served as a monitor on 127.0.0.1) ->
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", help="protocol template (default: from the scenario)")
     parser.add_argument("--initials", help="the trainee's initials")
     parser.add_argument("--no-bell", action="store_true", help="no terminal bell for alarms")
+    parser.add_argument("--script", type=Path, help="a scripted nurse (STEPS.toml; chairside.training_script)")
+    parser.add_argument("--headless", action="store_true", help="no screen (with --script)")
 
 
 def protocol_for(scenario: Any) -> str:
@@ -119,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         return _instructor(args)
     if not args.scenario:
         raise UsageError("train: --scenario NAME is required (or --instructor to attach to a running run)")
+    if args.script is not None or args.headless:
+        from chairside.training_script import cli
+
+        if args.script is None:
+            raise UsageError("--headless needs --script STEPS.toml")
+        return cli(args)
     return _console(args)
 
 
