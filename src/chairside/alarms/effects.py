@@ -116,6 +116,7 @@ EFFECTS: dict[str, tuple[Effect, ...]] = {
     "infusion_paused": (_paused,),
     "infusion_resumed": (_resumed,),
     "infusion_stopped": (_stopped,),
+    "infusion_completed": (_stopped,),  # the ordered dose is in: the pump has nothing left to give
     "observation_recorded": (_observation,),
     "discharge_assessed": (_discharge,),
     "alarm_acknowledged": (_acknowledged,),

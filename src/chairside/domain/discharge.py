@@ -1,20 +1,25 @@
 """Discharge: may the patient go home? The criteria and the check, as pure functions.
 
 Owns: ``DischargeCheck`` (the criteria as they stand; ``blocked_reasons`` empty = may
-discharge) and ``discharge_check`` (minimum recovery from the template's reference point,
-Aldrete/PADSS by the template's score rule, BP and HR within the template's percentage of
-the recorded baseline, escort, instructions). Reads the session state and the latest
+discharge) and ``discharge_check`` (minimum recovery from the template's reference point —
+the end of dosing, or its start / first device —, Aldrete/PADSS by the template's score
+rule, BP and HR within the template's percentage of the recorded baseline, sedation,
+dissociation and respiratory depression resolved on observations after dosing
+(``chairside.domain.recovery_criteria``), the BPs a device protocol asks for
+(``chairside.domain.esketamine``), escort, instructions). Reads the session state and the latest
 readings it is given; records nothing. The numbers come from the protocol template.
 Must not import: anything outside stdlib, pydantic and chairside.domain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from chairside.domain.esketamine import bp_findings
 from chairside.domain.protocol import ProtocolTemplate
+from chairside.domain.recovery_criteria import recovery_reference, unmet_recovery_criteria
 from chairside.domain.scales import ScaleError, aldrete_total, padss_total
 from chairside.domain.events import BaselineRecorded
 from chairside.domain.state import SessionState
@@ -45,15 +50,16 @@ class DischargeCheck:
 def discharge_check(template: ProtocolTemplate, state: SessionState, now: datetime,
                     latest: Mapping[str, float | None], *, aldrete: Mapping[str, int] | None,
                     padss: Mapping[str, int] | None, escort_present: bool,
-                    instructions_given: bool) -> DischargeCheck:
+                    instructions_given: bool, nibp_log: Sequence[tuple] = ()) -> DischargeCheck:
     """The discharge criteria at ``now``; ``latest`` maps a parameter (``nibp_sys``,
-    ``nibp_dia``, ``hr``) to its latest valid value (None or absent: no reading)."""
+    ``nibp_dia``, ``hr``, ``spo2``) to its latest valid value (None or absent: no reading);
+    ``nibp_log`` is every NIBP of the session ((time, mono, sys, dia), as
+    ``SessionState.nibp_log``)."""
     d = template.discharge
-    inf = state.infusion
     reasons: list[str] = []
     min_rec = template.recovery.min_minutes
     from_start = template.recovery.counted_from == "start"
-    ref = inf.started_t if from_start else inf.stopped_t
+    ref = recovery_reference(template, state)
     since = (now - ref).total_seconds() / 60 if ref is not None else None
     rec_met = since is not None and since >= min_rec
     if since is None:
@@ -84,6 +90,8 @@ def discharge_check(template: ProtocolTemplate, state: SessionState, now: dateti
     within, detail = vitals_within(state.baseline, latest, d.vitals_within_pct)
     if not within:
         reasons.append(detail)
+    reasons.extend(unmet_recovery_criteria(template, state, spo2=latest.get("spo2")))
+    reasons.extend(bp_findings(template, state.device_doses, nibp_log, now))
     if d.escort_required and not escort_present:
         reasons.append("escort not present")
     if not instructions_given:

@@ -1,13 +1,17 @@
 """The nurse's commands: each checks its input against the record and builds domain events.
 
 Owns: one function per command (checklist, baseline, the infusion start / rate change /
-pause / resume / stop with the dose arithmetic and the pre-infusion gate, phase change,
-observation, intervention, manual vitals, note, amendment, discharge, close, training log).
+pause / resume / stop with the dose arithmetic and the pre-infusion gate, a fixed-dose
+device, phase change, observation, intervention, manual vitals, note, amendment, discharge,
+close, training log), the one evaluation of the start gate (``start_check``: the vitals gate
+and the template's own checks), the resume gate, and ``completion_due`` (the tick's
+``infusion_completed`` when the ordered dose is in).
 A command reads the recorder's state and the view's latest values and returns the events to
 record, or raises ``CommandRefused`` (``GateBlocked``, ``DischargeBlocked``) with the reason.
 It stores nothing and never calls the alarm engine: the facade hands the events to
 ``Recorder.record_all``, which stores them and routes each to the engine.
-The clinical rules live in ``chairside.domain`` (dose, scales, discharge).
+The clinical rules live in ``chairside.domain`` (dose, completion, start_checks, esketamine,
+recovery_criteria, scales, discharge).
 Must not import: textual, chairside.ui, chairside.transport.
 """
 
@@ -22,15 +26,19 @@ from typing import Any
 
 from chairside import __version__
 
+from chairside.domain.completion import due, order_from_dose
 from chairside.domain.discharge import DischargeCheck, discharge_check
 from chairside.domain.dose import DoseError, check_dose, check_weight, plan_from_dose, rate_from_order
+from chairside.domain.esketamine import DeviceRefused, check_device, is_device_template
 from chairside.domain.events import (
     ALARM_EVENT_KINDS,
     Amendment,
     BaselineRecorded,
     ChecklistCompleted,
+    DeviceGiven,
     DischargeAssessed,
     Event,
+    InfusionCompleted,
     InfusionPaused,
     InfusionRateChanged,
     InfusionResumed,
@@ -49,6 +57,15 @@ from chairside.domain.events import (
 from chairside.domain.protocol import ProtocolTemplate
 from chairside.domain.readings import Reading
 from chairside.domain.scales import ScaleError, check_observation
+from chairside.domain.start_checks import (
+    Finding,
+    Verdict,
+    bag_findings,
+    latest_bp_after,
+    resume_findings,
+    start_findings,
+    verdict,
+)
 from chairside.service.model import CommandRefused, DischargeBlocked, GateBlocked, TimelineItem
 from chairside.service.recorder import Recorder
 from chairside.service.view import describe
@@ -127,7 +144,8 @@ def _safe(text: str) -> str:
 # ---------------------------------------------------------------------- before the infusion
 def checklist(rec: Recorder, now: datetime, *, author: str, contraindications: Mapping[str, bool],
               hours_fasted: float | None, escort_confirmed: bool, consent: bool,
-              notes: str = "") -> list[Event]:
+              notes: str = "", medications_reviewed: bool | None = None, allergies: str | None = None,
+              concomitant: Mapping[str, bool] | None = None) -> list[Event]:
     a = _open(rec, author)
     known = {i.key for i in rec.view.data.checklist}
     unknown = set(contraindications) - known
@@ -138,10 +156,17 @@ def checklist(rec: Recorder, now: datetime, *, author: str, contraindications: M
         raise CommandRefused("answer every checklist item (missing: " + ", ".join(sorted(missing)) + ")")
     if hours_fasted is not None and (not math.isfinite(hours_fasted) or hours_fasted < 0):
         raise CommandRefused("hours fasted must be a number >= 0")
+    classes = set(rec.template.gate.concomitant_classes)
+    strange = set(concomitant or {}) - classes
+    if strange:
+        raise CommandRefused(f"unknown concomitant-drug class(es): {', '.join(sorted(strange))}"
+                             f" (the template asks: {', '.join(sorted(classes)) or 'none'})")
     return [ChecklistCompleted(
         t=now, author=a, contraindications={k: bool(v) for k, v in contraindications.items()},
         hours_fasted=hours_fasted, escort_confirmed=bool(escort_confirmed), consent=bool(consent),
-        notes=notes.strip())]
+        notes=notes.strip(), medications_reviewed=medications_reviewed,
+        allergies=(allergies.strip() or None) if allergies is not None else None,
+        concomitant={k: bool(v) for k, v in (concomitant or {}).items()})]
 
 
 def baseline(rec: Recorder, now: datetime, *, author: str, sbp: float | None = None,
@@ -184,6 +209,49 @@ def gate_check(rec: Recorder) -> tuple[bool, tuple[str, ...]]:
     return blocks, reasons
 
 
+def start_check(rec: Recorder) -> Verdict:
+    """The whole start gate, evaluated once: the vitals gate (``gate_check``: a blocking tier
+    is a prescriber override, lower tiers advisories) and the template's own checks
+    (``chairside.domain.start_checks``). Its ``line()`` is the start-confirm line."""
+    blocks, reasons = gate_check(rec)
+    vit = [Finding("bp_gate", "override" if blocks else "advisory", r) for r in reasons]
+    return verdict([*vit, *start_findings(rec.template, rec.state.checklist, tuple(rec.view.nibp_log))])
+
+
+def resume_check(rec: Recorder) -> Verdict:
+    """The resume gate: a BP taken after the pause, and the vitals gate's verdict on it."""
+    inf = rec.state.infusion
+    log = tuple(rec.view.nibp_log)
+    reasons: tuple[str, ...] = ()
+    blocks = False
+    bp = latest_bp_after(log, inf.paused_mono) if inf.paused_mono is not None else None
+    if bp is not None:
+        latest = rec.view.latest_value
+        res = rec.engine.gate(bp[0], bp[1], latest("spo2"), latest("hr"))
+        blocks, reasons = bool(res.blocks_start), tuple(res.reasons)
+    return verdict(resume_findings(inf, log, reasons, blocks))
+
+
+def completion_due(rec: Recorder, now: datetime) -> list[Event]:
+    """``infusion_completed`` (and the move to recovery) when the clock has passed the
+    computed end of a running infusion: the ordered dose is in by the record's own rate/pause
+    arithmetic. Nothing for a replay (its completion comes from the recording)."""
+    st = rec.state
+    if st.session is None or st.closed or rec.replaying:
+        return []
+    c = due(st.infusion, rec.mono())
+    if c is None:
+        return []
+    w = st.weight_kg
+    out: list[Event] = [InfusionCompleted(t=now, author="SYS", at_t=c.at_t or now, at_mono=c.at_mono,
+                                          dose_mg=c.dose_mg, dose_mg_kg=c.dose_mg / w if w else None,
+                                          volume_ml=c.volume_ml)]
+    if st.phase == "infusion":
+        out.append(PhaseChanged(t=now, author="SYS", from_phase="infusion", to_phase="recovery",
+                                reason="the ordered dose is in"))
+    return out
+
+
 def dose_numbers(template: ProtocolTemplate, weight: float, *, dose: float | None = None,
                  rate_mg_kg_h: float | None = None, duration_min: float | None = None,
                  concentration: float) -> dict[str, float]:
@@ -210,23 +278,31 @@ def start_infusion(rec: Recorder, now: datetime, *, author: str, concentration_m
                    duration_min: float | None = None, lot: str = "", diluent: str = "",
                    bag_volume_ml: float | None = None, confirmed_by: str | None = None,
                    gate_override_reason: str = "", above_usual_reason: str = "",
-                   reason: str = "") -> list[Event]:
+                   reason: str = "", advisory_reason: str = "", bag_reason: str = "") -> list[Event]:
+    """The start: the gate (``start_check``: hard blocks refuse, a prescriber override or an
+    advisory needs its reason), the dose against the template, the bag (plausible
+    concentration; holds the ordered dose, else a reason), the order's dose in mg and its
+    volume to be infused (what completes the infusion)."""
     a = _open(rec, author)
     st = rec.state
+    if is_device_template(rec.template):
+        d = rec.template.dosing
+        raise CommandRefused(f"{d.drug} is given as {d.device_mg:g} mg devices: record each device "
+                             "(no mg/kg or mL/h)")
     if st.infusion.status != "not_started":
         raise CommandRefused(f"the infusion is already {st.infusion.status.replace('_', ' ')}")
-    cl = st.checklist
-    if cl is None:
+    if st.checklist is None:
         raise CommandRefused("complete the pre-infusion checklist first")
-    if not cl.consent:
-        raise CommandRefused("consent is not recorded in the checklist")
-    present = [k for k, v in cl.contraindications.items() if v]
-    blocks, reasons = gate_check(rec)
-    if present:
-        blocks = True
-        reasons += ("contraindication present: " + ", ".join(k.replace("_", " ") for k in present),)
-    if blocks and not gate_override_reason.strip():
-        raise GateBlocked(reasons)
+    gate = start_check(rec)
+    if gate.blocks:
+        raise CommandRefused("start refused: " + "; ".join(f.text for f in gate.blocks))
+    override = gate_override_reason.strip()
+    if gate.overrides and not override:
+        raise GateBlocked(tuple(f.text for f in (*gate.overrides, *gate.advisories)))
+    adv_reason = (advisory_reason or gate_override_reason).strip()
+    if gate.advisories and not adv_reason:
+        raise GateBlocked(tuple(f.text for f in gate.advisories))
+    blocks = bool(gate.overrides)
     dosing = rec.template.dosing
     if dose_mg_kg is None and rate_mg_kg_h is None:
         if dosing.basis == "mg_per_kg":
@@ -243,6 +319,17 @@ def start_infusion(rec: Recorder, now: datetime, *, author: str, concentration_m
             raise CommandRefused(str(exc)) from None
     nums = dose_numbers(rec.template, st.weight_kg or 0.0, dose=dose_mg_kg, rate_mg_kg_h=rate_mg_kg_h,
                         duration_min=duration_min, concentration=concentration_mg_ml)
+    order_mg, vtbi = order_from_dose(weight_kg=st.weight_kg, concentration_mg_ml=concentration_mg_ml,
+                                     dose_mg_kg=dose_mg_kg, rate_mg_kg_h=rate_mg_kg_h, duration_min=duration_min)
+    bag = bag_findings(rec.template, concentration_mg_ml=float(concentration_mg_ml), bag_ml=bag_volume_ml,
+                       order_mg=order_mg)
+    bag_block = [f.text for f in bag if f.level == "block"]
+    if bag_block:
+        raise CommandRefused("; ".join(bag_block))
+    bag_adv = tuple(f.text for f in bag if f.level != "block")
+    bag_why = (bag_reason or gate_override_reason).strip()
+    if bag_adv and not bag_why:
+        raise GateBlocked(bag_adv)
     confirmer = (confirmed_by or "").strip() or (st.session.weight_confirmed_by if st.session else None)
     if dosing.confirm_weight and not confirmer:
         raise CommandRefused("a second person must confirm the weight (confirmed by)")
@@ -251,8 +338,11 @@ def start_infusion(rec: Recorder, now: datetime, *, author: str, concentration_m
         rate_mg_kg_h=nums["rate_mg_kg_h"], rate_ml_h=nums["rate_ml_h"], reason=reason.strip(),
         route=dosing.route, dose_mg_kg=dose_mg_kg, duration_min=duration_min, lot=lot.strip(),
         diluent=diluent.strip(), bag_volume_ml=bag_volume_ml,
-        gate_override_reason=gate_override_reason.strip() if blocks else "",
-        above_usual_reason=above_usual_reason.strip(), confirmed_by=confirmer)]
+        gate_override_reason=override if blocks else "",
+        above_usual_reason=above_usual_reason.strip(), confirmed_by=confirmer,
+        dose_mg=order_mg, volume_to_infuse_ml=vtbi, advisories=tuple(f.text for f in gate.advisories),
+        advisory_reason=adv_reason if gate.advisories else "",
+        bag_findings=bag_adv, bag_reason=bag_why if bag_adv else "")]
     if st.phase == "pre_infusion":
         out.append(PhaseChanged(t=now, author=a, from_phase="pre_infusion",
                                 to_phase="infusion", reason="infusion started"))
@@ -293,18 +383,34 @@ def pause_infusion(rec: Recorder, now: datetime, *, author: str, reason: str) ->
     return [InfusionPaused(t=now, author=a, reason=reason.strip())]
 
 
-def resume_infusion(rec: Recorder, now: datetime, *, author: str, reason: str = "") -> list[Event]:
+def resume_infusion(rec: Recorder, now: datetime, *, author: str, reason: str = "",
+                    prescriber: str = "") -> list[Event]:
+    """Resume after a pause: refused without a BP taken after the pause; when the gate names
+    anything on that BP, it needs a reason and the prescriber's initials."""
     a = _open(rec, author)
     inf = rec.state.infusion
     if inf.status != "paused":
         raise CommandRefused("the infusion is not paused")
+    gate = resume_check(rec)
+    if gate.blocks:
+        raise CommandRefused("resume refused: " + "; ".join(f.text for f in gate.blocks))
+    findings = tuple(f.text for f in gate.overrides)
+    if findings and not (reason.strip() and prescriber.strip()):
+        raise GateBlocked(findings + ("resuming needs a reason and the prescriber's initials",), "resume")
     return [InfusionResumed(t=now, author=a, drug=inf.drug or rec.template.dosing.drug,
                             concentration_mg_ml=inf.concentration_mg_ml or 0.0,
-                            rate_mg_kg_h=inf.rate_mg_kg_h, rate_ml_h=inf.rate_ml_h, reason=reason.strip())]
+                            rate_mg_kg_h=inf.rate_mg_kg_h, rate_ml_h=inf.rate_ml_h, reason=reason.strip(),
+                            gate_findings=findings, prescriber=prescriber.strip() if findings else "")]
 
 
 def stop_infusion(rec: Recorder, now: datetime, *, author: str, reason: str) -> list[Event]:
+    """Stop the pump; after ``infusion_completed`` it is the nurse's confirmation that the pump
+    stopped (the totals ended at completion)."""
     a = _open(rec, author)
+    inf = rec.state.infusion
+    if inf.completed and not inf.pump_stop_confirmed:
+        return [InfusionStopped(t=now, author=a,
+                                reason=reason.strip() or "pump stopped (confirmed after the dose was in)")]
     if rec.state.infusion.status not in ("running", "paused"):
         raise CommandRefused("no infusion to stop")
     if not reason.strip():
@@ -313,6 +419,47 @@ def stop_infusion(rec: Recorder, now: datetime, *, author: str, reason: str) -> 
     if rec.state.phase == "infusion":
         out.append(PhaseChanged(t=now, author=a, from_phase="infusion", to_phase="recovery",
                                 reason="infusion stopped"))
+    return out
+
+
+def give_device(rec: Recorder, now: datetime, *, author: str, lot: str = "", planned_mg: float | None = None,
+                reason: str = "", gate_override_reason: str = "") -> list[Event]:
+    """One fixed-dose device (esketamine nasal spray): refused above the template's maximum
+    in mg and before the wait between devices; the first device passes the start gate (a BP
+    before it, the template's checks) or records a reason."""
+    a = _open(rec, author)
+    tpl = rec.template
+    if not is_device_template(tpl):
+        raise CommandRefused(f"the {tpl.name} template is not dosed by devices")
+    st = rec.state
+    try:
+        chk = check_device(tpl, st.device_doses, rec.mono(), planned_mg=planned_mg, reason=reason)
+    except DeviceRefused as exc:
+        raise CommandRefused(str(exc)) from None
+    gate = None
+    why = (gate_override_reason or reason).strip()
+    if st.device_doses.count == 0:
+        if st.checklist is None:
+            raise CommandRefused("complete the pre-dose checklist first")
+        gate = start_check(rec)
+        if gate.blocks:
+            raise CommandRefused("dose refused: " + "; ".join(f.text for f in gate.blocks))
+        if (gate.overrides or gate.advisories) and not why:
+            raise GateBlocked(tuple(f.text for f in (*gate.overrides, *gate.advisories)))
+    out: list[Event] = [DeviceGiven(
+        t=now, author=a, drug=tpl.dosing.drug, route=tpl.dosing.route, device_mg=chk.device_mg, n=chk.n,
+        total_mg=chk.total_mg, planned_mg=chk.planned_mg, lot=lot.strip(),
+        gate_override_reason=why if gate is not None and gate.overrides else "",
+        advisories=tuple(f.text for f in gate.advisories) if gate is not None else (),
+        advisory_reason=why if gate is not None and gate.advisories else "", reason=reason.strip())]
+    phase = st.phase
+    if phase == "pre_infusion":
+        out.append(PhaseChanged(t=now, author=a, from_phase="pre_infusion", to_phase="infusion",
+                                reason="first device given"))
+        phase = "infusion"
+    if chk.completes_plan and phase == "infusion":
+        out.append(PhaseChanged(t=now, author=a, from_phase="infusion", to_phase="recovery",
+                                reason=f"{chk.total_mg:g} mg given: observation"))
     return out
 
 
@@ -437,25 +584,29 @@ def amendable(rec: Recorder) -> list[TimelineItem]:
 def check_discharge(rec: Recorder, now: datetime, *, aldrete: Mapping[str, int] | None = None,
                     padss: Mapping[str, int] | None = None, escort_present: bool = False,
                     instructions_given: bool = False) -> DischargeCheck:
-    latest = {p: rec.view.latest_value(p) for p in ("nibp_sys", "nibp_dia", "hr")}
+    latest = {p: rec.view.latest_value(p) for p in ("nibp_sys", "nibp_dia", "hr", "spo2")}
     return discharge_check(rec.template, rec.state, now, latest, aldrete=aldrete, padss=padss,
-                           escort_present=escort_present, instructions_given=instructions_given)
+                           escort_present=escort_present, instructions_given=instructions_given,
+                           nibp_log=tuple(rec.view.nibp_log))
 
 
 def assess_discharge(rec: Recorder, now: datetime, *, author: str, aldrete: Mapping[str, int] | None = None,
                      padss: Mapping[str, int] | None = None, escort_present: bool = False,
                      instructions_given: bool = False, override_reason: str = "",
-                     discharge: bool = True) -> list[Event]:
+                     discharge: bool = True, override_by: str = "") -> list[Event]:
     """The discharge assessment; with ``discharge``, the discharge. ``DischargeBlocked`` when
-    the criteria are not met and no override reason is given."""
+    the criteria are not met and no override reason with the prescriber's initials
+    (``override_by``) is given."""
     a = _open(rec, author)
     if is_discharged(rec):
         raise CommandRefused("the patient is already discharged")
     chk = check_discharge(rec, now, aldrete=aldrete, padss=padss, escort_present=escort_present,
                           instructions_given=instructions_given)
     override = override_reason.strip()
-    if discharge and chk.blocked_reasons and not override:
-        raise DischargeBlocked(chk.blocked_reasons)
+    by = override_by.strip()
+    if discharge and chk.blocked_reasons and not (override and by):
+        missing = "the prescriber's initials" if override else "a reason and the prescriber's initials"
+        raise DischargeBlocked(chk.blocked_reasons + (f"an override needs {missing}",))
     do = discharge and (chk.criteria_met or bool(override))
     out: list[Event] = [DischargeAssessed(
         t=now, author=a, aldrete=dict(aldrete or {}), aldrete_total=chk.aldrete_total,
@@ -464,7 +615,8 @@ def assess_discharge(rec: Recorder, now: datetime, *, author: str, aldrete: Mapp
         min_recovery_met=chk.min_recovery_met, escort_present=escort_present,
         instructions_given=instructions_given, criteria_met=chk.criteria_met,
         blocked_reasons=chk.blocked_reasons,
-        override_reason=override if chk.blocked_reasons else "", discharged=do)]
+        override_reason=override if chk.blocked_reasons else "",
+        override_by=by if chk.blocked_reasons else "", discharged=do)]
     if do and rec.state.phase != "discharged":
         out.append(PhaseChanged(t=now, author=a, from_phase=rec.state.phase,  # type: ignore[arg-type]
                                 to_phase="discharged", reason="discharged"))

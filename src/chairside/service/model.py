@@ -33,10 +33,12 @@ class CommandRefused(ValueError):
 class GateBlocked(CommandRefused):
     """The pre-infusion gate blocks the start; an override reason is required."""
 
-    def __init__(self, reasons: tuple[str, ...]) -> None:
+    def __init__(self, reasons: tuple[str, ...], action: str = "start") -> None:
         self.reasons = tuple(reasons)
-        super().__init__("start blocked by the pre-infusion gate: " + "; ".join(self.reasons)
-                         + " (give an override reason to start anyway)")
+        self.action = action
+        gate = "the pre-infusion gate" if action == "start" else "the gate"
+        super().__init__(f"{action} blocked by {gate}: " + "; ".join(self.reasons)
+                         + f" (give a reason to {action} anyway)")
 
 
 class DischargeBlocked(CommandRefused):
@@ -121,6 +123,12 @@ class InfusionView:
     delivered_ml: float = 0.0
     target_dose_mg_kg: float | None = None
     weight_kg: float | None = None
+    order_mg: float | None = None  # the ordered dose in mg (what completes the infusion)
+    expected_end_at: datetime | None = None  # projected completion while the pump runs
+    completed: bool = False  # the ordered dose is in (infusion_completed)
+    pump_stop_confirmed: bool = False  # the nurse's Stop after completion
+    devices_mg: float | None = None  # fixed-dose devices given (esketamine), total mg
+    devices_n: int = 0
 
 
 @dataclass(frozen=True)

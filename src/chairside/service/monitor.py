@@ -198,7 +198,9 @@ class MonitorService:
     def tick(self) -> None:
         """One alarm-engine tick (escalation, delays, overdue NIBP), store commit, publish."""
         with self._pump.lock:
-            events = self._rec.tick(self.clock.now())
+            now = self.clock.now()
+            events = self._rec.record_all(commands.completion_due(self._rec, now), now)  # the dose is in
+            events += self._rec.tick(now)
             snap = self._snapshot_for_subscribers()
         self._pump.publish(snap, events)
 
@@ -208,7 +210,9 @@ class MonitorService:
         engine), then publish the snapshot and the stored events."""
         with self._pump.lock:
             now = self.clock.now()
-            stored = self._rec.record_all(build(self._rec, now, **args), now)
+            # a completion the tick has not recorded yet comes first: the command sees the record as it is
+            stored = self._rec.record_all(commands.completion_due(self._rec, now), now)
+            stored += self._rec.record_all(build(self._rec, now, **args), now)
             snap = self._snapshot_for_subscribers()
         self._pump.publish(snap, stored)
         return stored
@@ -230,8 +234,11 @@ class MonitorService:
             if protocol:
                 self._rec.use_protocol(protocol)
                 opened = opened.model_copy(update={"protocol": self._rec.protocol_name})
+            course_n, planned, previous = self._course(opened.patient_id, target, now)
+            opened = opened.model_copy(update={"course_n": course_n, "course_planned": planned, "previous": previous})
             self._rec.mono_origin = self.clock.monotonic()
             first = self._rec.start_record(opened, target)
+            self._rec.replaying = False
             # the values on screen when the session is opened go into the record and through the
             # new engine: a 205/125 seen at check-in must not vanish from the alarm bar on "open"
             carried = self._process(self._rec.view.current_readings(now))
@@ -239,6 +246,37 @@ class MonitorService:
         self._pump.publish(snap, [first, *carried])
         log.info("session opened: %s (protocol %s)", target, self.protocol_name)
         return target
+
+    def _course(self, patient_id: str, target: Path, now: datetime) -> tuple[int | None, int | None, dict[str, Any]]:
+        """The course (issue 14 item 10): earlier sessions of the same pseudonym in the folder
+        of the new file (named as ``open_session`` names them: ``*-<pseudonym>-*.chairside``)
+        -> this session's number of the template's planned count, and the previous session's
+        dose and peak BP. A file that cannot be read is skipped (and logged)."""
+        from chairside.domain.course import course_position, previous_for, session_summary
+        from chairside.domain.state import fold
+        from chairside.store import read_session
+
+        course = self.template.course
+        planned = course.planned_sessions if course is not None else None
+        summaries = []
+        folder = target.parent
+        try:
+            candidates = sorted(folder.glob(f"*-{commands._safe(patient_id)}-*.chairside")) if folder.is_dir() else []
+        except OSError:
+            candidates = []
+        for p in candidates:
+            if p == target:
+                continue
+            try:
+                st = fold(read_session(p).events)
+            except Exception as exc:  # noqa: BLE001 - another file's trouble is not this session's
+                log.info("course: %s skipped: %s", p, exc)
+                continue
+            if st.session is None or st.session.patient_id != patient_id or st.session.opened_t >= now:
+                continue
+            summaries.append(session_summary(st))
+        n, planned = course_position(summaries, self.protocol_name, planned)
+        return n, planned, previous_for(summaries, now)
 
     def resume_session(self, path: Path | str, *, author: str = "SYS", reason: str = "") -> Event:
         """Open an existing session file, rebuild the state from its events and record
@@ -273,6 +311,15 @@ class MonitorService:
         """(blocks_start, reasons) of the pre-infusion gate; lock-free, so the UI may call it."""
         return commands.gate_check(self._rec)
 
+    def start_check(self) -> Any:
+        """The whole start gate, evaluated once (``commands.start_check``): a ``Verdict`` whose
+        ``line()`` is the start-confirm line; lock-free, so the UI may call it."""
+        return commands.start_check(self._rec)
+
+    def resume_check(self) -> Any:
+        """The resume gate on the BP taken after the pause (``commands.resume_check``); lock-free."""
+        return commands.resume_check(self._rec)
+
     def dose_preview(self, *, concentration_mg_ml: float, dose_mg_kg: float | None = None,
                      rate_mg_kg_h: float | None = None, duration_min: float | None = None) -> dict[str, float]:
         """Pump numbers for an order (rate mg/kg/h, mg/h, mL/h, total mg), nothing recorded."""
@@ -292,8 +339,19 @@ class MonitorService:
     def pause_infusion(self, *, author: str, reason: str) -> Event:
         return self._run(commands.pause_infusion, {"author": author, "reason": reason})[0]
 
-    def resume_infusion(self, *, author: str, reason: str = "") -> Event:
-        return self._run(commands.resume_infusion, {"author": author, "reason": reason})[0]
+    def resume_infusion(self, *, author: str, reason: str = "", prescriber: str = "") -> Event:
+        """Resume after a pause: a BP after the pause is needed; above the gate, a reason and
+        the prescriber's initials (``GateBlocked`` without them)."""
+        return self._run(commands.resume_infusion, {"author": author, "reason": reason, "prescriber": prescriber})[0]
+
+    def give_device(self, **device: Any) -> Event:
+        """One fixed-dose device (esketamine): ``commands.give_device``."""
+        return self._run(commands.give_device, device)[0]
+
+    @property
+    def device_doses(self) -> Any:
+        """The fixed-dose devices given in this session (lock-free)."""
+        return self._rec.state.device_doses
 
     def stop_infusion(self, *, author: str, reason: str) -> Event:
         return self._run(commands.stop_infusion, {"author": author, "reason": reason})[0]
@@ -387,6 +445,7 @@ class MonitorService:
             self._rec.mono_origin = self.clock.monotonic()
             first = commands.replay_opened(self._rec, self.clock.now(), opened)
             stored = self._rec.start_record(first, None if path is None else Path(path))
+            self._rec.replaying = True  # its infusion completion comes from the recording
             snap = self._snapshot_for_subscribers()
         self._pump.publish(snap, [stored])
         return stored
@@ -398,7 +457,10 @@ class MonitorService:
             now = self.clock.now()
             stored: list[Event] = []
             if ev.kind in CLINICAL_EVENT_KINDS:
-                stored = self._rec.record_all([ev.model_copy(update={"seq": -1, "mono": 0.0})], now)
+                copy = ev.model_copy(update={"seq": -1, "mono": 0.0})
+                if ev.kind == "infusion_completed":  # its moment on this record's mono scale
+                    copy = copy.model_copy(update={"at_mono": self._rec.mono() - (now - ev.at_t).total_seconds()})
+                stored = self._rec.record_all([copy], now)
             elif ev.kind in ("alarm_acknowledged", "alarm_silenced") and ev.by and \
                     (ev.kind == "alarm_acknowledged" or ev.mode == "audio_paused"):
                 stored = self._rec.replay_staff_action(ev, now)

@@ -67,6 +67,7 @@ class Recorder:
         self.readings_stored_mono: float | None = None
         self._file_events = 0  # what this session file holds (the device line's counts)
         self._file_readings = 0
+        self.replaying = False  # a replay's record: its infusion completion comes from the recording
         self.new_engine()
 
     # ------------------------------------------------------------------ templates + engine
@@ -240,6 +241,7 @@ class Recorder:
             self._file_events, self._file_readings = 1, 0
             stored = sf.opened
         self.state = apply(EMPTY_STATE, stored)
+        self.view.nibp_log = []
         self.view.timeline_reset([stored])
         self.new_engine()  # alarms start with the record
         return stored
@@ -272,6 +274,8 @@ class Recorder:
         self.store = sf
         self._file_events, self._file_readings = len(events), 0
         self.state = state
+        self.view.nibp_log = list(state.nibp_log)
+        self.replaying = False
         elapsed = (self.clock.now() - state.session.opened_t).total_seconds()
         self.mono_origin = self.clock.monotonic() - max(elapsed, state.last_mono or 0.0)
         self.view.timeline_reset(events)

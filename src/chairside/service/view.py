@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING
 
 from chairside.domain.describe import colour
 from chairside.domain.describe import describe as sentence
+from chairside.domain.completion import expected_end
 from chairside.domain.dose import totals
 from chairside.domain.events import Event
 from chairside.domain.protocol import ProtocolTemplate, bp_cadence_s
 from chairside.domain.readings import DeviceStatus, Reading
-from chairside.domain.state import SessionState
+from chairside.domain.recovery_criteria import recovery_reference
+from chairside.domain.state import SessionState, log_nibp
 from chairside.service.data import ConsoleData
 from chairside.service.model import (
     PRIORITY_RANK,
@@ -131,6 +133,10 @@ class View:
         self.latest: dict[str, Reading] = {}
         self.latest_valid: dict[str, Reading] = {}
         self.nibp_time: datetime | None = None
+        # every distinct valid NIBP of the session: (time, mono, sys, dia), as SessionState.nibp_log
+        # folds it from the file (the live state's readings groups carry counts, not readings)
+        self.nibp_log: list[tuple[datetime, float, float | None, float | None]] = []
+        self._state = state
         self.intervals: dict[str, deque[float]] = {}
         self.conditions: dict[str, DeviceStatus] = {}
         self.trend: dict[str, deque[tuple[datetime, float]]] = {p: deque() for p, _ in TREND_PARAMS}
@@ -152,6 +158,11 @@ class View:
             self.latest_valid[r.param] = r
             if r.param == "nibp_sys":
                 self.nibp_time = t
+            if r.param in ("nibp_sys", "nibp_dia"):
+                s = self._state().session
+                rt = r.time or t
+                log_nibp(self.nibp_log, rt, (rt - s.opened_t).total_seconds() if s is not None else 0.0,
+                         r.param, float(r.value))
             series = self.trend.get(r.param)
             if series is not None:
                 series.append((t, float(r.value)))
@@ -224,7 +235,11 @@ class View:
             delivered_mg=tot.mg if tot else 0.0,
             delivered_mg_kg=(tot.mg_kg or 0.0) if tot else 0.0,
             delivered_ml=tot.ml if tot else 0.0,
-            target_dose_mg_kg=inf.dose_mg_kg, weight_kg=weight or None)
+            target_dose_mg_kg=inf.dose_mg_kg, weight_kg=weight or None, order_mg=inf.order_mg,
+            expected_end_at=_expected_end_at(inf), completed=inf.completed,
+            pump_stop_confirmed=inf.pump_stop_confirmed,
+            devices_mg=st.device_doses.total_mg if st.device_doses.count else None,
+            devices_n=st.device_doses.count)
         next_bp = None
         if st.session is not None and not discharged:
             cadence = self.cadence.nibp_scheduled_s(phase)
@@ -237,7 +252,7 @@ class View:
         min_rec_left = None
         if not discharged:
             recovery = template.recovery
-            ref_t = inf.started_t if recovery.counted_from == "start" else inf.stopped_t
+            ref_t = recovery_reference(template, st)
             if ref_t is not None:
                 min_rec_left = recovery.min_minutes - (now - ref_t).total_seconds() / 60
         store_status: StoreStatus = rec.store_status()
@@ -255,6 +270,8 @@ class View:
             notices.append("MONITOR LINK LOST — values are not updating")
         elif "no_data" in self.conditions:
             notices.append("NO DATA FROM THE MONITOR")
+        if inf.completed and not inf.pump_stop_confirmed:
+            notices.append("ORDERED DOSE IN — the infusion is complete: confirm the pump has stopped (Stop)")
         if "high_error_rate" in self.conditions:
             notices.append("MANY BAD FRAMES FROM THE MONITOR — check the cable and the settings")
         trends = []
@@ -348,6 +365,11 @@ class View:
                             limit_source=_limit_source(rec, main, phase), alarm=prio,
                             source=latest.source if latest is not None else ""))
         return tuple(out)
+
+
+def _expected_end_at(inf: object) -> datetime | None:
+    c = expected_end(inf)
+    return c.at_t if c is not None else None
 
 
 def _phase_t(state: SessionState) -> datetime | None:
