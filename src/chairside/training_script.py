@@ -460,6 +460,7 @@ class ScriptRun:
         if svc.session_open:
             if not tr.ended:
                 tr.end()
+            svc.stop()
             svc.close_session(author=by or (self.staff[0] if self.staff else "SIM"), reason=reason)
         self.closed = True
 
@@ -504,10 +505,11 @@ def run_script(*, scenario: str, script: str | Path, seed: int | None = None, se
     try:
         run.run()
     finally:
-        try:
-            svc.stop()
-        except Exception:  # noqa: BLE001 - the session is closed; stopping the threads is tidy-up
-            pass
+        if not run.closed:  # a step failed unexpectedly: keep what was recorded
+            try:
+                svc.stop()
+            except Exception:  # noqa: BLE001 - stopping the threads is tidy-up
+                pass
         tr.stop()
     return run
 

@@ -38,7 +38,8 @@ def record(path: Path, scenario: str = "hypertensive-surge", driver: str = "ge-s
     svc = MonitorService(clock=clock, driver=driver, protocol="iv-ketamine-depression")
     svc.open_session(patient_id="P-REPLAY", weight_kg=weight_kg, staff=["AB"], weight_confirmed_by="CD", path=path)
     svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True,
+                           medications_reviewed=True, allergies="none known")
     drv = get_driver(driver)
     pending = list(reactions)
     started = False

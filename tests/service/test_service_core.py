@@ -38,11 +38,15 @@ def svc(clock, tmp_path):
     s.shutdown()
 
 
+ONE_BP = "one baseline BP: the second is waived for this test"
+
+
 def opened(svc, clock, tmp_path, *, weight=70.0):
     path = svc.open_session(patient_id="P-001", weight_kg=weight, staff=["AB"], weight_confirmed_by="CD",
                             path=tmp_path / "s.chairside")
     svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True, medications_reviewed=True,
+                           allergies="none known")
     return path
 
 
@@ -76,7 +80,7 @@ def test_gate_blocks_a_start_at_185_112_until_overridden(svc, clock, tmp_path):
     path = opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 185, 112) + cont(clock))
     with pytest.raises(GateBlocked) as exc:
-        svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+        svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     assert exc.value.reasons
     assert svc.snapshot().infusion.state == "not_started"
     ev = svc.start_infusion(author="AB", concentration_mg_ml=0.35, gate_override_reason="prescriber Dr X ok")
@@ -99,7 +103,7 @@ def test_start_uses_the_dose_arithmetic_of_the_clinical_doc(svc, clock, tmp_path
     # (b) A: 70 kg, 0.5 mg/kg over 40 min, 0.35 mg/mL -> 0.75 mg/kg/h, 150 mL/h
     opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    ev = svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    ev = svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     assert ev.rate_mg_kg_h == pytest.approx(0.75)
     assert ev.rate_ml_h == pytest.approx(150.0)
     clock.advance(40 * 60)
@@ -112,12 +116,15 @@ def test_start_uses_the_dose_arithmetic_of_the_clinical_doc(svc, clock, tmp_path
 def test_rate_change_pause_resume_stop_and_totals(svc, clock, tmp_path):
     path = opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     clock.advance(600)  # 10 min at 0.75 mg/kg/h x 70 kg = 8.75 mg
     svc.change_rate(author="AB", rate_mg_kg_h=0.5, reason="BP rising")
     clock.advance(600)  # 10 min at 0.5 x 70 = 5.833 mg
     svc.pause_infusion(author="AB", reason="BP 182/100")
     clock.advance(300)  # paused: nothing
+    with pytest.raises(CommandRefused, match="no BP has been measured since the pause"):
+        svc.resume_infusion(author="AB")
+    svc.feed(nibp(clock, 128, 80))  # the BP after the pause is below every gate tier
     svc.resume_infusion(author="AB")
     clock.advance(120)  # 2 min at 0.5 x 70 = 1.1667 mg
     svc.stop_infusion(author="AB", reason="dose complete")
@@ -135,7 +142,7 @@ def test_rate_change_pause_resume_stop_and_totals(svc, clock, tmp_path):
 def test_rate_change_needs_a_reason(svc, clock, tmp_path):
     opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     with pytest.raises(CommandRefused):
         svc.change_rate(author="AB", rate_mg_kg_h=0.5, reason="  ")
 
@@ -163,7 +170,7 @@ def test_amendment_points_at_the_original(svc, clock, tmp_path):
 def test_high_bp_alarm_acknowledged_is_recorded(svc, clock, tmp_path):
     path = opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     clock.advance(600)
     svc.feed(nibp(clock, 205, 100))
     snap = svc.snapshot()
@@ -223,7 +230,7 @@ def test_probe_off_is_missing_with_a_reason_not_a_zero(svc, clock):
 def test_nibp_goes_stale_after_twice_its_cadence(svc, clock, tmp_path):
     opened(svc, clock, tmp_path)
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     cadence = load_template("iv-ketamine-depression").bp_cadence["infusion"].every_min * 60
     factor = tomllib.loads((DATA / "console.toml").read_text())["staleness"]["factor"]
     clock.advance(cadence * factor - 5)
@@ -288,7 +295,7 @@ def test_discharge_blocked_then_allowed(svc, clock, tmp_path):
     tpl = load_template("iv-ketamine-depression")
     svc.feed(nibp(clock, 130, 80) + cont(clock))
     svc.record_baseline(author="AB")
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     clock.advance(40 * 60)
     svc.stop_infusion(author="AB", reason="complete")
     al = {i.key: i.max for i in get_scale("aldrete").items}
@@ -296,6 +303,8 @@ def test_discharge_blocked_then_allowed(svc, clock, tmp_path):
         svc.assess_discharge(author="AB", aldrete=al, escort_present=True, instructions_given=True)
     assert any("minimum recovery" in r for r in exc.value.reasons)
     clock.advance(tpl.recovery.min_minutes * 60 + 1)
+    svc.record_observation(author="AB", scale="moaas", score=tpl.discharge.moaas_required)
+    svc.record_observation(author="AB", scale="cadss", score=tpl.discharge.cadss_max)
     svc.feed(nibp(clock, 132, 82) + cont(clock, hr=75))
     chk = svc.discharge_check(aldrete=al, escort_present=True, instructions_given=True)
     assert chk.blocked_reasons == ()
@@ -311,7 +320,7 @@ def test_discharge_vitals_outside_baseline_by_the_templates_percent(svc, clock, 
     pct = load_template("iv-ketamine-depression").discharge.vitals_within_pct
     svc.feed(nibp(clock, 100, 70) + cont(clock, hr=70))
     svc.record_baseline(author="AB")
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     clock.advance(60)
     svc.stop_infusion(author="AB", reason="x")
     clock.advance(3600)
@@ -319,15 +328,17 @@ def test_discharge_vitals_outside_baseline_by_the_templates_percent(svc, clock, 
     assert svc.discharge_check().vitals_within is False
     svc.feed(nibp(clock, 100 * (1 + pct / 100) - 1, 70) + cont(clock, hr=70))
     assert svc.discharge_check().vitals_within is True
-    ev = svc.assess_discharge(author="AB", override_reason="prescriber reviewed")
-    assert ev.discharged and ev.override_reason == "prescriber reviewed"
+    with pytest.raises(DischargeBlocked, match="prescriber's initials"):
+        svc.assess_discharge(author="AB", override_reason="prescriber reviewed")
+    ev = svc.assess_discharge(author="AB", override_reason="prescriber reviewed", override_by="MD")
+    assert ev.discharged and ev.override_reason == "prescriber reviewed" and ev.override_by == "MD"
 
 
 def test_resume_rebuilds_the_session(clock, tmp_path):
     s1 = MonitorService(clock=clock, session_dir=tmp_path)
     path = opened(s1, clock, tmp_path)
     s1.feed(nibp(clock, 128, 80) + cont(clock))
-    s1.start_infusion(author="AB", concentration_mg_ml=0.35)
+    s1.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason=ONE_BP)
     clock.advance(300)
     s1.shutdown()
     s2 = MonitorService(clock=clock, session_dir=tmp_path)

@@ -30,9 +30,11 @@ def latest(svc, p):
 
 def begin(svc, run):
     svc.complete_checklist(author="TR", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True,
+                           medications_reviewed=True, allergies="none known")
     svc.record_baseline(author="TR")
-    svc.start_infusion(author="TR", concentration_mg_ml=0.4, confirmed_by="SIM")
+    svc.start_infusion(author="TR", concentration_mg_ml=0.4, confirmed_by="SIM",
+                       advisory_reason="one baseline BP in this test")
 
 
 START = ("start", lambda svc, run: latest(svc, "nibp_sys") is not None, begin)

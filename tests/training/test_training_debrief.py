@@ -65,6 +65,8 @@ async def run_trainee(tmp_path, *, full: bool):
         for name in ("asked", "escort", "consent"):
             set_field(app.screen, name, True)
         set_field(app.screen, "hours_fasted", "6")
+        set_field(app.screen, "medications", True)
+        set_field(app.screen, "allergies", "none known")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.snapshot.session.open
@@ -80,6 +82,9 @@ async def run_trainee(tmp_path, *, full: bool):
         await pilot.pause()
         set_field(app.screen, "concentration", "0.4")
         set_field(app.screen, "confirmed_by", "SIM")
+        await submit(pilot)  # the gate's advisories (one baseline BP, BP above 140/90) need a reason
+        assert app.snapshot.infusion.state == "not_started"
+        set_field(app.screen, "gate_override_reason", "prescriber weighed the baseline BP")
         await submit(pilot)
         assert app.snapshot.infusion.state == "running", app.screen
         assert run.began and run.scenario_t is not None

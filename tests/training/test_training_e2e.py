@@ -48,11 +48,13 @@ def test_training_run_over_a_loopback_socket(tmp_path):
         svc.open_session(patient_id="SIM-0023", weight_kg=70, staff=["TR"], weight_confirmed_by="SIM", path=path,
                          training=True)
         svc.complete_checklist(author="TR", contraindications={i.key: False for i in svc.data.checklist},
-                               hours_fasted=6, escort_confirmed=True, consent=True)
+                               hours_fasted=6, escort_confirmed=True, consent=True,
+                               medications_reviewed=True, allergies="none known")
         wait_for(lambda: svc.snapshot().tile("nibp").value is not None, 30, "a first NIBP over the socket")
         assert not run.began  # held at rest until the trainee starts the infusion
         svc.record_baseline(author="TR")
-        svc.start_infusion(author="TR", concentration_mg_ml=0.35, confirmed_by="SIM")
+        svc.start_infusion(author="TR", concentration_mg_ml=0.35, confirmed_by="SIM",
+                           advisory_reason="one baseline BP in this test")
         assert run.began
         # the instructor takes the probe off: dashes and a technical alarm, never a desaturation
         run.inject("artefact", kind="probe_off")

@@ -27,7 +27,8 @@ class Rig:
         self.svc.open_session(patient_id="P-001", weight_kg=70, staff=["AB"], weight_confirmed_by="CD",
                               path=self.path)
         self.svc.complete_checklist(author="AB", contraindications={i.key: False for i in self.svc.data.checklist},
-                                    hours_fasted=6, escort_confirmed=True, consent=True)
+                                    hours_fasted=6, escort_confirmed=True, consent=True,
+                                    medications_reviewed=True, allergies="none known")
 
     def app(self, **kw):
         kw.setdefault("show_start", False)
@@ -107,6 +108,9 @@ async def test_gate_blocks_a_start_at_185_112(rig):
 async def test_start_change_pause_stop(rig):
     rig.open()
     rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
+    gap = load_template("iv-ketamine-depression").gate.baseline_interval_min
+    rig.clock.advance(gap * 60)  # the template's second baseline BP, 5 min after the first
+    rig.svc.feed(nibp(rig.clock, 126, 78) + cont(rig.clock))
     app = rig.app()
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("i")
@@ -249,7 +253,7 @@ async def test_amendment(rig):
 async def test_alarm_acknowledge(rig):
     rig.open()
     rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
-    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     app = rig.app()
     async with app.run_test(size=(100, 40)) as pilot:
         rig.clock.advance(600)
@@ -271,7 +275,7 @@ async def test_discharge_blocked_then_allowed(rig):
     rig.open()
     rig.svc.feed(nibp(rig.clock, 130, 80) + cont(rig.clock))
     rig.svc.record_baseline(author="AB")
-    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     rig.clock.advance(40 * 60)
     rig.svc.stop_infusion(author="AB", reason="complete")
     app = rig.app()
@@ -293,6 +297,9 @@ async def test_discharge_blocked_then_allowed(rig):
         await pilot.pause()
         rig.clock.advance(load_template("iv-ketamine-depression").recovery.min_minutes * 60 + 60)
         rig.svc.feed(nibp(rig.clock, 126, 78) + cont(rig.clock))
+        d = load_template("iv-ketamine-depression").discharge  # awake and not dissociated, after the infusion
+        rig.svc.record_observation(author="AB", scale="moaas", score=d.moaas_required)
+        rig.svc.record_observation(author="AB", scale="cadss", score=d.cadss_max)
         await pilot.press("d")
         await pilot.pause()
         dlg = app.screen
@@ -344,7 +351,7 @@ async def test_typing_goes_where_the_nurse_types_not_into_the_initials(rig):
     # so a typed rate replaced the initials. Keys only here, no set_field.
     rig.open()
     rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
-    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     app = rig.app()
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("r")
@@ -393,7 +400,7 @@ async def test_flash_rates_and_bell_bursts_follow_the_console_data_file(rig):
     doc = tomllib.loads((Path(__file__).resolve().parents[2] / "src/chairside/data/console.toml").read_text())
     rig.open()
     rig.svc.feed(nibp(rig.clock, 128, 80) + cont(rig.clock))
-    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    rig.svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     rig.clock.advance(600)
     rig.svc.feed(nibp(rig.clock, 210, 118))  # >= 200/120 while infusing: high
     assert rig.svc.snapshot().audio_priority == "high"

@@ -33,7 +33,8 @@ def world(tmp_path):
     svc.open_session(patient_id="P-001", weight_kg=70, staff=["AB"], weight_confirmed_by="CD",
                      path=tmp_path / "snap.chairside")
     svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True,
+                           medications_reviewed=True, allergies="none known")
     svc.feed(nibp(clock, 128, 80) + cont(clock))
     svc.record_baseline(author="AB")
     minutes(svc, clock, 5)

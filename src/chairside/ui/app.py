@@ -330,8 +330,14 @@ class ChairsideApp(App[None]):
         await self._open(StartScreen(), session=False)
 
     async def action_start_infusion(self) -> None:
+        from chairside.domain.esketamine import is_device_template
         from chairside.ui.infusion_start import StartInfusionDialog
 
+        if is_device_template(self.service.template):  # esketamine: one 28 mg device at a time
+            from chairside.ui.device_dialog import GiveDeviceDialog
+
+            await self._open(GiveDeviceDialog())
+            return
         if self.snapshot and self.snapshot.infusion.state != "not_started" and self.snapshot.session.open:
             self.notify(f"The infusion is already {self.snapshot.infusion.state}", severity="warning")
             return
@@ -359,7 +365,9 @@ class ChairsideApp(App[None]):
     async def action_stop_infusion(self) -> None:
         from chairside.ui.infusion_pause import InfusionStateDialog
 
-        if self.snapshot and self.snapshot.infusion.state not in ("running", "paused"):
+        inf = self.snapshot.infusion if self.snapshot else None
+        confirm = bool(inf and inf.completed and not inf.pump_stop_confirmed)  # the dose is in: confirm the pump
+        if inf and inf.state not in ("running", "paused") and not confirm:
             self.notify("No infusion running", severity="warning")
             return
         await self._open(InfusionStateDialog("stop"))

@@ -1,7 +1,7 @@
 """The discharge screen: minimum recovery from the template, modified Aldrete and PADSS
 scored on screen, vitals within the template's % of baseline computed from the record,
 escort, discharge instructions; blocked with the reasons shown until the criteria are met
-or overridden with a recorded reason.
+or overridden with a recorded reason and the prescriber's initials.
 
 Owns: ``DischargeScreen`` (the criteria are re-checked by the service on every change and
 every snapshot; nothing is decided here). Must not import: chairside.store,
@@ -40,6 +40,7 @@ class DischargeScreen(FormDialog):
             Field("escort", "Escort present", "checkbox"),
             Field("instructions", "Discharge instructions given (no driving until tomorrow)", "checkbox"),
             Field("override_reason", "Override reason", hidden=True, required=True),
+            Field("override_by", "Prescriber's initials (override)", hidden=True, required=True),
         ]
         return out
 
@@ -50,9 +51,12 @@ class DischargeScreen(FormDialog):
         parts = ([f"Aldrete ≥ {d.aldrete_min}"] if "aldrete" in rule else []) + (
             [f"PADSS ≥ {d.padss_min}"] if "padss" in rule else [])
         scores = (" or " if "_or_" in rule else " and ").join(parts) or rule.replace("_", " ")
+        sed = ([f"MOAA/S {d.tagged('moaas_required')}"] if d.moaas_required is not None else []) + (
+            [f"CADSS ≤ {d.tagged('cadss_max')}"] if d.cadss_max is not None else [])
+        after = f"; after dosing: {' and '.join(sed)}" if sed else ""
         return (f"{t.title}: minimum recovery {t.recovery.tagged('min_minutes')} min from "
                 f"{t.recovery.counted_from.replace('_', ' ')}; {scores}; vitals within "
-                f"{d.tagged('vitals_within_pct')} % of baseline; escort.")
+                f"{d.tagged('vitals_within_pct')} % of baseline{after}; escort.")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -121,6 +125,7 @@ class DischargeScreen(FormDialog):
 
             if "override_reason" not in self._revealed:
                 self.reveal("override_reason")
+                self.reveal("override_by")
             raise FormError("BLOCKED:\n" + "\n".join(f"• {r}" for r in chk.blocked_reasons)
                             + "\nTo discharge anyway, give the override reason and submit again.")
         return "Discharge now" + (" WITH OVERRIDE" if chk.blocked_reasons else " (criteria met)")
@@ -129,7 +134,8 @@ class DischargeScreen(FormDialog):
         al, pa, esc, ins = self._values_scores(v)
         return self.service.assess_discharge(author=v["author"], aldrete=al or None, padss=pa or None,
                                              escort_present=esc, instructions_given=ins,
-                                             override_reason=v.get("override_reason", ""))
+                                             override_reason=v.get("override_reason", ""),
+                                             override_by=v.get("override_by", ""))
 
     def _values_scores(self, v: dict[str, Any]) -> tuple[dict[str, int], dict[str, int], bool, bool]:
         al = {k.split("_", 1)[1]: int(x) for k, x in v.items() if k.startswith("aldrete_") and x is not None}
@@ -146,6 +152,7 @@ class DischargeScreen(FormDialog):
                         + "\nTo discharge anyway, give the override reason and submit again.")
         if "override_reason" not in self._revealed:
             self.reveal("override_reason")
+            self.reveal("override_by")
 
     def done_message(self, result: Any) -> str:
         return "Patient discharged" + (" (override recorded)" if result.override_reason else "")

@@ -26,11 +26,26 @@ class InfusionStateDialog(FormDialog):
         super().__init__(**kwargs)
 
     def fields(self):
-        return [
+        out = [
             Field("author", "Your initials", default=self.user, required=True),
             Field("reason", "Reason", required=self.mode != "resume",
                   placeholder="e.g. BP 188/112" if self.mode == "pause" else ""),
         ]
+        if self.mode == "resume":  # above the gate on the BP after the pause: the prescriber agrees
+            out.append(Field("prescriber", "Prescriber's initials", hidden=True, required=True))
+        return out
+
+    def intro(self) -> str:
+        if self.mode != "resume":
+            return super().intro()
+        gate = self.service.resume_check()
+        found = [f.text for f in (*gate.blocks, *gate.overrides)]
+        return "Resume gate: " + ("; ".join(found) if found else "clear (BP after the pause below the gate)")
+
+    def on_blocked(self, err: Any) -> None:
+        super().on_blocked(err)
+        if self.mode == "resume":
+            self.reveal("prescriber")
 
     def summary(self, v: dict[str, Any]) -> str:
         inf = self.snap.infusion
@@ -38,6 +53,8 @@ class InfusionStateDialog(FormDialog):
 
     def command(self, v: dict[str, Any]) -> Any:
         fn = getattr(self.service, f"{self.mode}_infusion")
+        if self.mode == "resume":
+            return fn(author=v["author"], reason=v["reason"], prescriber=v.get("prescriber") or "")
         return fn(author=v["author"], reason=v["reason"])
 
     def done_message(self, result: Any) -> str:

@@ -41,11 +41,14 @@ class StartInfusionDialog(FormDialog):
     def intro(self) -> str:
         d = self.service.template.dosing
         snap = self.snap
-        blocks, reasons = self.service.gate_check()
-        gate = "Gate: BLOCKS START — " + "; ".join(reasons) if blocks else (
-            "Gate: " + ("; ".join(reasons) if reasons else "clear"))
+        gate = self.service.start_check()
+        if gate.blocks or gate.overrides:
+            head = "Gate: BLOCKS START — " + "; ".join(f.text for f in (*gate.blocks, *gate.overrides))
+        else:
+            head = "Gate: clear"
+        adv = "".join(f"\nAdvisory: {f.text}" for f in gate.advisories)
         return (f"{d.describe()} · weight {snap.session.weight_kg or 0:g} kg · usual "
-                f"{d.usual_min:g}–{d.usual_max:g} {d.unit}\n{gate}")
+                f"{d.usual_min:g}–{d.usual_max:g} {d.unit}\n{head}{adv}")
 
     def _order(self, v: dict[str, Any]) -> dict[str, Any]:
         return {"dose_mg_kg": v.get("dose"), "rate_mg_kg_h": v.get("rate"),
@@ -62,8 +65,7 @@ class StartInfusionDialog(FormDialog):
 
             raise FormError(raise_text)
         total = f" · total {n['total_mg']:.1f} mg" if n.get("total_mg") else ""
-        blocks, reasons = self.service.gate_check()
-        gate = ("Gate now: BLOCKS START — " + "; ".join(reasons)) if blocks else "Gate now: clear to start"
+        gate = "Gate now: " + self.service.start_check().line()  # agrees with the advisories above it
         return (f"Pump: {n['rate_mg_kg_h']:.3g} mg/kg/h = {n['rate_mg_h']:.1f} mg/h = "
                 f"{n['rate_ml_h']:.1f} mL/h{total}\n{gate}")
 

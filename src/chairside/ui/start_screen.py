@@ -51,6 +51,8 @@ class StartScreen(FormDialog):
             Field("hours_fasted", "Hours fasted", "number", default=d.get("hours_fasted")),
             Field("escort", "Escort home confirmed", "checkbox", default=d.get("escort", False)),
             Field("consent", "Consent obtained", "checkbox", default=d.get("consent", False)),
+            Field("medications", "Current medicines reviewed", "checkbox", default=d.get("medications", False)),
+            Field("allergies", "Allergies (or 'none known')", default=d.get("allergies")),
         ]
         return out
 
@@ -134,7 +136,8 @@ class StartScreen(FormDialog):
                                 training=bool((getattr(self.app, "start_defaults", {}) or {}).get("training")))
         svc.complete_checklist(
             author=staff[0], contraindications={i.key: v[f"ci_{i.key}"] for i in console_data().checklist},
-            hours_fasted=v.get("hours_fasted"), escort_confirmed=v["escort"], consent=v["consent"])
+            hours_fasted=v.get("hours_fasted"), escort_confirmed=v["escort"], consent=v["consent"],
+            medications_reviewed=bool(v.get("medications")), allergies=v.get("allergies") or None)
         if not getattr(self.app, "user", ""):
             self.app.user = staff[0]  # type: ignore[attr-defined]
         return path
