@@ -129,11 +129,37 @@ def test_esketamine_devices_in_mg_and_112_refused(tmp_path):
     assert all((b.mono - a.mono) >= dosing["device_wait_min"] * 60 for a, b in zip(devices, devices[1:]))
     assert not of_kind(events, "infusion_started")  # no mg/kg, no mL/h
     refused = refusals(events)
-    assert set(refused) == {3, 6, 9}
+    assert set(refused) == {3, 6, 9, 12}
     assert "112 mg" in refused[3] and "84 mg" in refused[3]
     assert f"wait {dosing['device_wait_min']:g} min" in refused[6]
     assert "112 mg" in refused[9] and f"maximum {dosing['hard_max']:g} mg" in refused[9]
-    assert st.device_doses.total_mg == 84 and st.phase == "recovery"
+    # observation counts from the first device (>= 120 min [P]): at 100:30 it is 98 min
+    rec = protocol("esketamine")["recovery"]
+    first_at = secs(next(s for s in steps("esketamine_devices") if s["do"] == "give_device")["at"])
+    assert f"minimum recovery {rec['min_minutes']:g} min not reached ({(secs('100:30') - first_at) / 60:.0f} min" \
+        in refused[12]
+    assert devices[0].advisory_reason  # the concomitant benzodiazepine needed a recorded reason
+    assert any("benzodiazepines" in a for a in devices[0].advisories)
+    assert st.device_doses.total_mg == 84 and st.phase == "discharged"
+
+
+def test_rems_form_filled_from_the_record(tmp_path):
+    from chairside.domain.protocol import load_template
+    from chairside.store.report_rems import fields
+
+    rems = protocol("esketamine")["rems"]
+    _r, st, events, _ = run("esketamine_devices", "uneventful", tmp_path)
+    doc = fields(events, load_template("esketamine"))
+    form = doc["form_fields"]
+    assert list(form) == rems["fields"]  # every field the form has, in its order
+    assert form["dose_mg"] == 84 and form["lot_number"] == "ESK-A1, ESK-A2, ESK-A3"
+    assert form["concomitant_benzodiazepines"] is True and form["concomitant_opioids"] is False
+    assert form["minutes_first_device_to_end_of_monitoring"] >= rems["min_minutes"]
+    at40 = form["bp_at_40_min"]["minutes_after_first_device"]
+    assert abs(at40 - rems["bp_at_min"]) <= rems["bp_at_min_window"]
+    missing = {m["field"] for m in doc["missing"]}
+    assert {"patient_name", "date_of_birth", "sex"} <= missing
+    assert missing == {k for k, v in form.items() if v is None}  # never silently null
 
 
 # ------------------------------------------------------------------ 4. the start gate

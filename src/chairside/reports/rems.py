@@ -46,6 +46,7 @@ from typing import Any, Sequence
 from chairside.domain.events import (
     BaselineRecorded,
     ChecklistCompleted,
+    DeviceGiven,
     DischargeAssessed,
     InfusionStarted,
     InterventionGiven,
@@ -158,12 +159,15 @@ def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> d
 
     # -- administrations
     admins = [(s, e) for s, e in ev
-              if (isinstance(e, InterventionGiven) or isinstance(e, InfusionStarted)) and _is_esk_drug(e.drug)]
+              if (isinstance(e, (InterventionGiven, InfusionStarted, DeviceGiven))) and _is_esk_drug(e.drug)]
     dose_mg = 0.0
     devices = 0
     lots: list[str] = []
     for s, e in admins:
-        if isinstance(e, InterventionGiven) and e.dose is not None and e.dose_unit.strip().lower() == "mg":
+        if isinstance(e, DeviceGiven):  # the record's own device entries (issue 14 item 3)
+            dose_mg += e.device_mg
+            devices += 1
+        elif isinstance(e, InterventionGiven) and e.dose is not None and e.dose_unit.strip().lower() == "mg":
             dose_mg += e.dose
             devices += int(round(e.dose / mg_per_device)) if mg_per_device else 1
         elif isinstance(e, InterventionGiven) and e.dose is not None and e.dose_unit.strip().lower() in ("device", "devices"):
@@ -212,6 +216,11 @@ def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> d
     concomitant: dict[str, bool | None] = {c: None for c in classes}
     for s, e in ev:
         if not isinstance(e, ChecklistCompleted):
+            continue
+        if e.concomitant:  # the template's concomitant-drug checklist, answered class by class
+            for c in classes:
+                if c in e.concomitant:
+                    concomitant[c] = bool(e.concomitant[c])
             continue
         for key, present in e.contraindications.items():
             k = key.lower().replace("_", " ")
@@ -273,14 +282,16 @@ def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> d
         elif isinstance(e, NoteAdded) and _mentions(e.text, "respiratory depression"):
             resp_ev.append(s)
 
-    return {
+    doc = {
         "form": "SPRAVATO REMS Patient Monitoring Form (outpatient): fields derived from the Chairside record",
         "form_version": rems.form_version if rems else None,
         "protocol": op.protocol if op else None,
         "applicable": is_esketamine(events, template, state),
         "session_id": op.session_id if op else None,
         "patient_id": op.patient_id if op else None,
-        "patient_name_dob_sex": None,  # not held in a pseudonymous record: fill in on the form
+        # not held in a pseudonymous record: listed under "missing" for the clinic to fill in
+        "patient_name": None, "date_of_birth": None, "sex": None,
+        "setting": None,
         "treatment_date": first_device.date().isoformat() if first_device else (
             events[0].t.date().isoformat() if events else None),
         "monitoring_staff": list(op.staff) if op else [],
@@ -330,9 +341,55 @@ def fields(events: Sequence[Any], template: ProtocolTemplate | None = None) -> d
             "respiratory_depression": "a respiratory_depression observation, a respiratory-support intervention "
                                       f"({', '.join(resp_words)}) {tag('effects', 'respiratory_support')}, or a note "
                                       "saying 'respiratory depression' (not after 'no'/'without')",
-            "concomitant": "checklist items naming the class, as recorded at check-in",
+            "concomitant": "the check-in's concomitant-drug checklist (else checklist items naming the class)",
         },
     }
+    doc["form_fields"], doc["missing"] = _form_fields(doc, template)
+    return doc
+
+
+_CLINIC_FILLS = {"patient_name", "date_of_birth", "sex", "setting"}
+
+
+def _form_fields(doc: dict[str, Any], template: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Every field the form has (the template's ``rems.fields``, in its order) filled from the
+    record; a field the record cannot fill is None AND listed in ``missing`` with why, never
+    silently null."""
+    names = list(tget(template, "rems.fields", default=None) or [])
+    conc = doc.get("concomitant") or {}
+
+    def concomitant(cls: str) -> Any:
+        for k, v in conc.items():
+            if k.lower().replace("-", "_").replace(" ", "_") == cls:
+                return v
+        return None
+    dose = doc.get("dose") or {}
+    known: dict[str, Any] = {
+        "patient_name": doc.get("patient_name"), "date_of_birth": doc.get("date_of_birth"), "sex": doc.get("sex"),
+        "monitoring_hcp": ", ".join(doc.get("monitoring_staff") or []) or None, "setting": doc.get("setting"),
+        "treatment_date": doc.get("treatment_date"), "dose_mg": dose.get("mg"), "lot_number": doc.get("lot"),
+        "minutes_first_device_to_end_of_monitoring": doc.get("total_minutes_monitored"),
+        "minutes_until_ready_to_leave": doc.get("ready_to_leave_minutes"),
+        "vitals_acceptable_before_administration": doc.get("vitals_acceptable_before_administration"),
+        "vitals_acceptable_before_completion": doc.get("vitals_acceptable_before_completion"),
+        "bp_before_dosing": doc.get("bp_before_dosing"), "bp_at_40_min": doc.get("bp_at_40_min"),
+        "bp_before_completion": doc.get("bp_before_completion"),
+        "sedation_occurred": doc.get("sedation"), "dissociation_occurred": doc.get("dissociation"),
+        "respiratory_depression_occurred": doc.get("respiratory_depression"),
+    }
+    out: dict[str, Any] = {}
+    missing: list[dict[str, str]] = []
+    for name in names:
+        if name.startswith("concomitant_"):
+            value = concomitant(name.removeprefix("concomitant_"))
+        else:
+            value = known.get(name)
+        out[name] = value
+        if value is None:
+            why = ("the clinic fills it in: not held in the pseudonymous record" if name in _CLINIC_FILLS
+                   else "not in the record")
+            missing.append({"field": name, "why": why})
+    return out, missing
 
 
 def export(path: Path, out: Path | None = None) -> Path:
