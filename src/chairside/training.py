@@ -223,7 +223,7 @@ class TrainingRun:
         if kind == "session_opened":
             self.pump_log()
             return
-        if kind == "infusion_started":
+        if kind in ("infusion_started", "device_given"):  # the first dose begins the scenario
             with self.lock:
                 if not self.sim.began:
                     self.sim.begin()

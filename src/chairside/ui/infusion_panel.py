@@ -28,7 +28,9 @@ class InfusionPanel(Static):
         rec = snap.min_recovery_left_min
         conc = f" {inf.concentration_mg_ml:g} mg/mL" if inf.concentration_mg_ml else ""
         lines = [f"{inf.drug} {STATE_TEXT.get(inf.state, inf.state)}{conc}"]
-        if inf.state == "not_started":
+        if inf.devices_n:  # fixed-dose devices (esketamine): mg, no rate
+            lines = [f"{inf.drug} {inf.devices_n} device(s) = {inf.devices_mg or 0:g} mg"]
+        elif inf.state == "not_started":
             if snap.session.weight_kg:
                 lines.append(f"weight {snap.session.weight_kg:g} kg")
             lines.append("i: start infusion")
@@ -39,6 +41,8 @@ class InfusionPanel(Static):
             lines.append(f"given {inf.delivered_mg:.1f} mg = {inf.delivered_mg_kg:.3f} mg/kg")
             if inf.state == "paused":
                 lines.append("p: resume infusion")
+            if inf.completed and not inf.pump_stop_confirmed:
+                lines.append("DOSE IN: confirm the pump stopped (x)")
         if bp is None:
             lines.append("next BP: not scheduled")
         elif bp <= 0:
