@@ -47,7 +47,7 @@ def _start(s: float, rate: float = 0.5, ml: float = 100.0) -> InfusionStarted:
 def test_the_table_covers_every_event_that_changes_the_engine():
     assert set(EFFECTS) == {
         "baseline_recorded", "phase_changed", "infusion_started", "infusion_rate_changed", "infusion_paused",
-        "infusion_resumed", "infusion_stopped", "observation_recorded", "discharge_assessed",
+        "infusion_resumed", "infusion_stopped", "infusion_completed", "observation_recorded", "discharge_assessed",
         "alarm_acknowledged", "alarm_silenced",
     }
 

@@ -145,7 +145,7 @@ def test_esketamine_devices_in_mg_and_112_refused(tmp_path):
 
 def test_rems_form_filled_from_the_record(tmp_path):
     from chairside.domain.protocol import load_template
-    from chairside.store.report_rems import fields
+    from chairside.reports.rems import fields
 
     rems = protocol("esketamine")["rems"]
     _r, st, events, _ = run("esketamine_devices", "uneventful", tmp_path)

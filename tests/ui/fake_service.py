@@ -88,6 +88,22 @@ class FakeConsoleService:
     def gate_check(self) -> tuple[bool, tuple[str, ...]]:
         return False, ()
 
+    def start_check(self) -> Any:
+        from chairside.domain.start_checks import verdict
+
+        return verdict(())
+
+    def resume_check(self) -> Any:
+        from chairside.domain.start_checks import verdict
+
+        return verdict(())
+
+    @property
+    def device_doses(self) -> Any:
+        from chairside.domain.state import DevicesState
+
+        return DevicesState()
+
     def dose_preview(self, **order: Any) -> dict[str, float]:
         return {"rate_mg_kg_h": 0.0, "rate_ml_h": 0.0, "rate_mg_h": 0.0, "total_mg": 0.0}
 
@@ -141,6 +157,9 @@ class FakeConsoleService:
 
     def resume_infusion(self, **kw: Any) -> Any:
         return self._command("resume_infusion", kw)
+
+    def give_device(self, **kw: Any) -> Any:
+        return self._command("give_device", kw)
 
     def stop_infusion(self, **kw: Any) -> Any:
         return self._command("stop_infusion", kw)

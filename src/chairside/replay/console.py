@@ -71,6 +71,16 @@ class ReplayService(ConsoleService):
     def gate_check(self) -> tuple[bool, tuple[str, ...]]:
         return self._pipeline.gate_check()
 
+    def start_check(self) -> Any:
+        return self._pipeline.start_check()
+
+    def resume_check(self) -> Any:
+        return self._pipeline.resume_check()
+
+    @property
+    def device_doses(self) -> Any:
+        return self._pipeline.device_doses
+
     def dose_preview(self, *, concentration_mg_ml: float, dose_mg_kg: float | None = None,
                      rate_mg_kg_h: float | None = None, duration_min: float | None = None) -> dict[str, float]:
         return self._pipeline.dose_preview(concentration_mg_ml=concentration_mg_ml, dose_mg_kg=dose_mg_kg,
@@ -119,7 +129,10 @@ class ReplayService(ConsoleService):
     def pause_infusion(self, *, author: str, reason: str) -> Event:
         self._refuse()
 
-    def resume_infusion(self, *, author: str, reason: str = "") -> Event:
+    def resume_infusion(self, *, author: str, reason: str = "", prescriber: str = "") -> Event:
+        self._refuse()
+
+    def give_device(self, **device: Any) -> Event:
         self._refuse()
 
     def stop_infusion(self, *, author: str, reason: str) -> Event:

@@ -355,7 +355,7 @@ def _form_fields(doc: dict[str, Any], template: Any) -> tuple[dict[str, Any], li
     """Every field the form has (the template's ``rems.fields``, in its order) filled from the
     record; a field the record cannot fill is None AND listed in ``missing`` with why, never
     silently null."""
-    names = list(tget(template, "rems.fields", default=None) or [])
+    names = list(template.rems.fields) if template is not None and template.rems is not None else []
     conc = doc.get("concomitant") or {}
 
     def concomitant(cls: str) -> Any:
