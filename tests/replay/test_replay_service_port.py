@@ -13,7 +13,8 @@ from chairside.service.model import CommandRefused
 from chairside.service.ports import ConsoleService
 
 QUERIES = {"template", "protocol_name", "phase", "audio_pause_s", "subscribe", "snapshot", "gate_check",
-           "dose_preview", "discharge_check", "amendable_events", "event"}
+           "dose_preview", "discharge_check", "amendable_events", "event", "start_check", "resume_check",
+           "device_doses"}
 
 
 def _members() -> set[str]:

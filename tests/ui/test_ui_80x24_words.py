@@ -74,7 +74,8 @@ def new_service(tmp_path, *, session=True):
         svc.open_session(patient_id="P-0001-LONG-NAME", weight_kg=72.5, staff=["AB"], weight_confirmed_by="CD",
                          path=tmp_path / "s.chairside")
         svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                               hours_fasted=6, escort_confirmed=True, consent=True)
+                               hours_fasted=6, escort_confirmed=True, consent=True, medications_reviewed=True,
+                           allergies="none known")
     svc.feed(nibp(clock, 128, 80) + cont(clock))
     return svc, clock
 
@@ -101,7 +102,7 @@ def st_start_form(tmp_path):
 def st_alarms(tmp_path):
     svc, clock = new_service(tmp_path)
     svc.record_baseline(author="AB")
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-2231")
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-2231", advisory_reason="one baseline BP in this test")
     minutes(svc, clock, 5)
     svc.feed(nibp(clock, 208, 104))  # high, latches
     minutes(svc, clock, 2)
@@ -113,7 +114,7 @@ def st_alarms(tmp_path):
 def st_link_lost(tmp_path):
     svc, clock = new_service(tmp_path)
     svc.record_baseline(author="AB")
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     minutes(svc, clock, 2)
     svc.feed([DeviceStatus(kind="link_lost", receive_time=clock.now())])
     for _ in range(30):
@@ -124,7 +125,7 @@ def st_link_lost(tmp_path):
 
 def st_probe_off_stale(tmp_path):
     svc, clock = new_service(tmp_path)
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     t = clock.now()
     svc.feed([Reading(param="spo2", value=None, unit="%", valid=False, flags=("sensor_off",), receive_time=t,
                       source="spo2"),
@@ -139,7 +140,7 @@ def st_probe_off_stale(tmp_path):
 def st_discharge_form(tmp_path):
     svc, clock = new_service(tmp_path)
     svc.record_baseline(author="AB")
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     minutes(svc, clock, 20)
     svc.stop_infusion(author="AB", reason="dose complete")
     minutes(svc, clock, 5)

@@ -54,13 +54,14 @@ def world(tmp_path, stage):
     if stage != "none":
         svc.open_session(patient_id="P-001", weight_kg=70, staff=["AB"], weight_confirmed_by="CD", path=path)
         svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                               hours_fasted=6, escort_confirmed=True, consent=True)
+                               hours_fasted=6, escort_confirmed=True, consent=True, medications_reviewed=True,
+                           allergies="none known")
         svc.feed(nibp(clock, 128, 80) + cont(clock))
         svc.record_baseline(author="AB")
     if stage == "running":
         clock.advance(300)
         svc.feed(nibp(clock, 130, 82) + cont(clock))
-        svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-1")
+        svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-1", advisory_reason="one baseline BP in this test")
     # an active alarm to see and to acknowledge: SBP 210 is high in every phase (limits file)
     clock.advance(600)
     svc.feed(nibp(clock, 210, 118) + cont(clock))

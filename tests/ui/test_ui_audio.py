@@ -30,9 +30,10 @@ def world(tmp_path):
     svc.open_session(patient_id="P-001", weight_kg=70, staff=["AB"], weight_confirmed_by="CD",
                      path=tmp_path / "s.chairside")
     svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True, medications_reviewed=True,
+                           allergies="none known")
     svc.feed(nibp(clock, 128, 80) + cont(clock))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
     return svc, clock
 
 

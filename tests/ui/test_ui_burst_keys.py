@@ -39,8 +39,11 @@ def rig(tmp_path):
     svc = MonitorService(clock=clock, session_dir=tmp_path)
     svc.open_session(patient_id="P-001", weight_kg=70, staff=["AB"], weight_confirmed_by="CD", path=path)
     svc.complete_checklist(author="AB", contraindications={i.key: False for i in svc.data.checklist},
-                           hours_fasted=6, escort_confirmed=True, consent=True)
+                           hours_fasted=6, escort_confirmed=True, consent=True, medications_reviewed=True,
+                           allergies="none known")
     svc.feed(nibp(clock, 128, 80) + cont(clock))
+    clock.advance(300)  # the template's second baseline BP, 5 min after the first
+    svc.feed(nibp(clock, 126, 78) + cont(clock))
     yield svc, clock, path
     svc.shutdown()
 

@@ -64,7 +64,7 @@ async def test_resume_above_the_gate_needs_the_prescriber(tmp_path):
         svc.feed(nibp(clock, 128, 80) + cont(clock))
         clock.advance(gap * 60)
         svc.feed(nibp(clock, 126, 78) + cont(clock))
-        svc.start_infusion(author="AB", concentration_mg_ml=0.35)
+        svc.start_infusion(author="AB", concentration_mg_ml=0.35, advisory_reason="one baseline BP in this test")
         clock.advance(600)
         svc.pause_infusion(author="AB", reason="BP 188/123")
         clock.advance(120)

@@ -39,7 +39,7 @@ def world(tmp_path):
     svc.record_baseline(author="AB")
     minutes(svc, clock, 5)
     svc.feed(nibp(clock, 130, 82))
-    svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-2231")
+    svc.start_infusion(author="AB", concentration_mg_ml=0.35, lot="K-2231", advisory_reason="one baseline BP in this test")
     minutes(svc, clock, 10)
     svc.feed(nibp(clock, 142, 88))
     minutes(svc, clock, 2)
