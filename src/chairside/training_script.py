@@ -11,6 +11,9 @@ each step, when its time comes, is given to the service as the console's command
 the service refuses is recorded as a ``training`` event (source ``trainee``, action
 ``refused``, the reason), printed, and the run goes on.
 
+A step may carry ``when`` (``chairside.script_conditions``): from its ``at`` on, it is done at
+the first simulated second at which the condition holds on the console's snapshot.
+
 Actions (the console's commands, named as in the scenario files' expected actions):
 ``open_session`` ``checklist`` ``baseline`` ``start_infusion`` ``give_device``
 ``change_rate`` (alias ``set_rate``) ``pause_infusion`` ``resume_infusion`` ``stop_infusion``
@@ -44,7 +47,7 @@ class ScriptError(ValueError):
 
 
 # field types: "str", "num", "int", "bool", "strs" (list of str), "aldrete" (int total or table)
-_COMMON = {"at": "at", "do": "str", "reason": "str", "by": "str"}
+_COMMON = {"at": "at", "do": "str", "reason": "str", "by": "str", "when": "when"}
 ACTIONS: dict[str, dict[str, str]] = {
     "open_session": {"patient_id": "str", "weight_kg": "num", "protocol": "str", "staff": "strs",
                      "consent": "bool", "escort": "bool", "fasted_h": "num", "medications": "bool",
@@ -93,12 +96,14 @@ class Step:
     at_s: float
     do: str
     fields: dict[str, Any] = field(default_factory=dict)
+    when: Any = None  # chairside.script_conditions.Condition: done once it holds on the console's snapshot
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)
 
     @property
-    def when(self) -> str:
+    def clock(self) -> str:
+        """The step's time as m:ss."""
         return f"{int(self.at_s) // 60}:{int(self.at_s) % 60:02d}"
 
 
@@ -191,8 +196,16 @@ def parse_script(doc: dict[str, Any], origin: str) -> list[Step]:
         else:
             known = sorted({*ACTIONS, *ALIASES, *treatments})
             raise ScriptError(f"{where}: do: unknown action {do!r} (known: {', '.join(known)})")
+        when = None
+        if "when" in item:
+            from chairside.script_conditions import parse_when
+
+            try:
+                when = parse_when(item["when"])
+            except ValueError as exc:
+                raise ScriptError(f"{where}: when: {exc}") from None
         for name, v in item.items():
-            if name in ("at", "do"):
+            if name in ("at", "do", "when"):
                 continue
             kind = spec.get(name) or _COMMON.get(name)
             if kind is None:
@@ -206,7 +219,7 @@ def parse_script(doc: dict[str, Any], origin: str) -> list[Step]:
             given = [k for k in ("dose_mg_kg", "dose_mg", "rate_mg_kg_h") if k in fields]
             if len(given) > 1:
                 raise ScriptError(f"{where}: {given[1]}: give one of dose_mg_kg, dose_mg or rate_mg_kg_h")
-        steps.append(Step(n=i, at_s=at_s, do=do, fields=fields))
+        steps.append(Step(n=i, at_s=at_s, do=do, fields=fields, when=when))
     if steps[0].do != "open_session":
         raise ScriptError(f"{origin}: step 1: do: the first step must be open_session")
     return steps
@@ -277,7 +290,7 @@ class ScriptRun:
 
     def refuse(self, step: Step, why: str) -> None:
         self.refusals.append((step, why))
-        self._say(f"step {step.n} at {step.when} {step.do}: REFUSED — {why}")
+        self._say(f"step {step.n} at {step.clock} {step.do}: REFUSED — {why}")
         if self.service.session_open:
             self.service.record_training(source="trainee", action="refused", detail=f"{step.do}: {why}",
                                          sim_t=self.training.scenario_t, author=self.by(step),
@@ -324,7 +337,9 @@ class ScriptRun:
             patient_id=step.get("patient_id") or f"SIM-{tr.seed:04d}",
             weight_kg=step.get("weight_kg") or tr.scenario.patient.weight_kg, staff=self.staff,
             weight_confirmed_by=step.get("weight_confirmed_by") or (self.staff[1] if len(self.staff) > 1 else "SIM"),
-            protocol=protocol, path=self.session_path, training=True)
+            # a scripted session is a simulated clinical record (``simulated`` in session_opened),
+            # the acceptance tool's, not a trainee's run: the course and the REMS clock count it
+            protocol=protocol, path=self.session_path, training=False)
         self.opened = {k: v for k, v in step.fields.items() if k in ACTIONS["checklist"]}
         self.service.complete_checklist(**self._checklist_kwargs(step, {}))
 
@@ -352,7 +367,7 @@ class ScriptRun:
                 raise CommandRefused(f"{tpl.dosing.drug} is given as {tpl.dosing.device_mg:g} mg devices: "
                                      "give dose_mg (no mg/kg or mL/h)")
             self.planned_mg = check_plan(tpl, step.get("dose_mg"), reason=r)
-            self._say(f"step {step.n} at {step.when} start_infusion: planned {self.planned_mg:g} mg "
+            self._say(f"step {step.n} at {step.clock} start_infusion: planned {self.planned_mg:g} mg "
                       f"= {self.planned_mg / tpl.dosing.device_mg:g} devices (give_device for each)")
             return
         d = tpl.dosing
@@ -470,9 +485,25 @@ class ScriptRun:
         tr, svc = self.training, self.service
         mon = InProcessMonitor(tr, svc)
         pending = list(self.steps)
+        # a step with ``when`` waits, from its ``at`` on, for its condition on the console's screen;
+        # the run gives up on it after the scenario's length past the last step's time
+        limit = max(s.at_s for s in self.steps) + float(tr.scenario.duration_s)
         while pending and not self.closed:
-            while pending and pending[0].at_s <= tr.clock.monotonic() + 1e-9:
-                step = pending.pop(0)
+            now = tr.clock.monotonic() + 1e-9
+            if not any(s.when is None for s in pending) and now > limit:
+                break
+            snap = None
+            for step in list(pending):
+                if step.at_s > now:
+                    continue
+                if step.when is not None:
+                    if not svc.session_open:
+                        continue
+                    snap = snap or svc.snapshot()
+                    if not step.when.holds(snap):
+                        continue
+                pending.remove(step)
+                snap = None
                 if step.do != "open_session" and not svc.session_open:
                     self.refuse(step, "no session is open")
                     continue
@@ -481,6 +512,9 @@ class ScriptRun:
                     break
             if pending and not self.closed:
                 mon.run(1)
+        for step in pending:
+            if step.when is not None:
+                self.refuse(step, f"its condition never held: {step.when.text}")
         if not self.closed:
             self.finish(reason=str(script_defaults()["reasons"]["close"]))
 
