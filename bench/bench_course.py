@@ -37,7 +37,8 @@ def make_sessions(folder: Path, total: int) -> None:
         svc.complete_checklist(author="RN", contraindications={i.key: False for i in svc.data.checklist},
                                hours_fasted=6, escort_confirmed=True, consent=True)
         svc.record_baseline(author="RN")
-        svc.start_infusion(author="RN", concentration_mg_ml=0.4, confirmed_by="SIM")
+        svc.start_infusion(author="RN", concentration_mg_ml=0.4, confirmed_by="SIM",
+                           advisory_reason="benchmark session", gate_override_reason="benchmark session")
 
     seeds = []
     for i in range(DISTINCT):
