@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chairside.board.state import BoardModel, chair_state
+from chairside.board.state import BoardModel, alarm_message, chair_state
 from chairside.domain.events import ALARM_EVENT_KINDS
 
 __all__ = ["BoardError", "ChairSpec", "LocalBoard", "demo_chairs", "parse_chairs"]
@@ -180,12 +180,7 @@ class LocalBoard:
 
     def _on_event(self, name: str, ev: Any) -> None:
         if ev.kind in ALARM_EVENT_KINDS:
-            from chairside.board.state import AlarmMessage
-
-            msg = AlarmMessage(chair=name, seq=ev.seq, kind=ev.kind, t=ev.t.isoformat(), alarm_id=ev.alarm_id,
-                               priority=getattr(ev, "priority", None) or getattr(ev, "to_priority", None),
-                               message=getattr(ev, "message", "") or "")
-            self.model.on_alarm(name, msg.model_dump_json(), time.monotonic())
+            self.model.on_alarm(name, alarm_message(name, ev).model_dump_json(), time.monotonic())
 
     def service(self, name: str) -> Any:
         return self.chairs[name].service

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chairside.board.state import AlarmMessage, BoardModel, board_settings, chair_state
+from chairside.board.state import AlarmMessage, BoardModel, alarm_message, board_settings, chair_state
 from chairside.domain.events import ALARM_EVENT_KINDS
 
 __all__ = ["BoardSubscriber", "BrokerConfig", "BrokerError", "ChairPublisher", "parse_broker", "topic"]
@@ -210,9 +210,7 @@ class ChairPublisher:
     def _on_event(self, ev: Any) -> None:
         if ev.kind not in ALARM_EVENT_KINDS:
             return
-        msg = AlarmMessage(chair=self.chair, seq=ev.seq, kind=ev.kind, t=ev.t.isoformat(), alarm_id=ev.alarm_id,
-                           priority=getattr(ev, "priority", None) or getattr(ev, "to_priority", None),
-                           message=getattr(ev, "message", "") or "")
+        msg = alarm_message(self.chair, ev)
         if self._connected.is_set():
             self._send_alarm(msg)
         else:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chairside.domain.describe import PRIORITY_RANK
 
-__all__ = ["AlarmMessage", "BoardModel", "ChairState", "ChairView", "board_settings", "chair_state"]
+__all__ = ["AlarmMessage", "alarm_message", "BoardModel", "ChairState", "ChairView", "board_settings", "chair_state"]
 
 SCHEMA = "chairside-board/1"
 
@@ -90,6 +90,13 @@ class AlarmMessage(_M):
     alarm_id: str
     priority: str | None = None
     message: str = ""
+
+
+def alarm_message(chair: str, ev: Any) -> AlarmMessage:
+    """An alarm event as recorded (raised, escalated, acknowledged, silenced, cleared), for the board."""
+    return AlarmMessage(chair=chair, seq=ev.seq, kind=ev.kind, t=ev.t.isoformat(), alarm_id=ev.alarm_id,
+                        priority=getattr(ev, "priority", None) or getattr(ev, "to_priority", None),
+                        message=getattr(ev, "message", "") or "")
 
 
 def _iso(t: datetime | None) -> str | None:

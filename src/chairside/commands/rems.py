@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 from chairside.commands._common import UsageError, load_settings
@@ -48,7 +48,7 @@ def _list(args: argparse.Namespace) -> int:
             summaries = index.refresh()
     except CourseError as exc:
         raise UsageError(str(exc)) from None
-    today = args.today or datetime.now(timezone.utc).astimezone().date()
+    today = args.today or WallClock().now().astimezone().date()  # the clinic's calendar day
     due = rems_due(summaries, today)
     red = sys.stdout.isatty()
     for d in due:

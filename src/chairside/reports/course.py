@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chairside.domain.dose import totals
 from chairside.domain.protocol import load_template
 from chairside.domain.state import fold
 from chairside.store import read_session
@@ -80,17 +81,6 @@ def _iso(t: datetime | None) -> str:
     return "" if t is None else t.isoformat()
 
 
-def _dose_given_mg_kg(state: Any) -> float | None:
-    inf = state.infusion
-    if not inf.segments:
-        return None
-    total = 0.0
-    for seg in inf.segments:
-        end = seg.end_mono if seg.end_mono is not None else state.last_mono
-        total += seg.rate_mg_kg_h * max(0.0, end - seg.start_mono) / 3600.0
-    return total
-
-
 def summarize(path: str | Path) -> SessionSummary:
     """One session file as a course row; a file that cannot be read or does not verify is
     a row with ``status`` damaged/unreadable and the reason, never an exception."""
@@ -121,10 +111,10 @@ def summarize(path: str | Path) -> SessionSummary:
     out.opened, out.training, out.weight_kg = _iso(s.opened_t), s.training, s.weight_kg
     inf = state.infusion
     out.drug = inf.drug or _template_drug(s.protocol)
-    mgkg = _dose_given_mg_kg(state)
-    if mgkg is not None:
-        out.dose_mg_kg = round(mgkg, 3)
-        out.dose_mg = round(mgkg * s.weight_kg, 1)
+    if inf.segments:  # the record's own rate/pause arithmetic, stopping at the order (domain.dose)
+        given = totals(state, state.last_mono)
+        out.dose_mg = round(given.mg, 1)
+        out.dose_mg_kg = None if given.mg_kg is None else round(given.mg_kg, 3)
     for ev in record.events:
         k = ev.kind
         if k == "readings_recorded":
