@@ -139,11 +139,24 @@ class ChairPublisher:
         self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="chairside-board-publish")
         self._thread.start()
 
-    def stop(self) -> None:
-        """A clean goodbye: ``offline`` (retained), then disconnect."""
+    def stop(self, drain_s: float = 5.0) -> None:
+        """A clean goodbye: the alarm events still in flight or queued reach the broker (for up
+        to ``drain_s``: the session's last events, its clears at close, are not dropped), then
+        ``offline`` (retained), then disconnect."""
         self._stop.set()
         for u in self._unsubs:
             u()
+        end = self._mono() + drain_s
+        while self._connected.is_set() and self._mono() < end:
+            with self._lock:
+                pending = bool(self._inflight) or bool(self.queue)
+                queued = list(self.queue)
+                self.queue.clear()
+            for msg in queued:
+                self._send_alarm(msg)
+            if not pending:
+                break
+            time.sleep(0.05)
         if self._connected.is_set():
             info = self.client.publish(topic(self.clinic, self.chair, "online"), "offline", qos=1, retain=True)
             try:
