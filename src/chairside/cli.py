@@ -28,7 +28,8 @@ COMMANDS: dict[str, str] = {
     "replay": "replay a session file or a raw capture",
     "train": "a simulated training session with instructor controls",
     "debrief": "debrief of a session file (training or real)",
-    "verify": "check a session file's hash chain",
+    "verify": "check a session file's hash chain and signatures",
+    "keys": "the installation's signing key: fingerprint, export, trust another's",
     "export": "export a session file (csv, jsonl, html, fhir, rems-json)",
     "scenarios": "list the simulator's scenarios",
     "protocols": "list the protocol templates",
@@ -69,6 +70,9 @@ def _module(name: str) -> ModuleType:  # noqa: PLR0911 - one plain import per co
     if name == "verify":
         from chairside.commands import verify
         return verify
+    if name == "keys":
+        from chairside.commands import keys
+        return keys
     if name == "export":
         from chairside.commands import export
         return export

@@ -53,6 +53,10 @@ def _default_log_dir() -> Path:
     return platformdirs.user_log_path(APP)
 
 
+def _default_key_dir() -> Path:
+    return platformdirs.user_config_path(APP) / "keys"
+
+
 class _TomlSource(PydanticBaseSettingsSource):
     """The TOML config file; refuses unknown keys naming the file and the key."""
 
@@ -107,6 +111,8 @@ class Settings(BaseSettings):
     hl7_message_timeout_s: float = Field(30.0, gt=0, description="HL7 listener: close a connection whose message is not complete this long after its first byte")
     hl7_max_message_bytes: int = Field(1 << 20, ge=1024, description="HL7 listener: a bigger message is rejected (AR) and dropped")
     hl7_senders: tuple[str, ...] = Field((), description="HL7 listener: addresses of the monitors; a new connection from one evicts an idle one (empty: any peer)")
+    key_dir: Path = Field(default_factory=_default_key_dir,
+                          description="folder of the installation's signing key and the trusted keys")
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -117,7 +123,7 @@ class Settings(BaseSettings):
             return None
         return v
 
-    @field_validator("session_dir", "log_dir", mode="after")
+    @field_validator("session_dir", "log_dir", "key_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()

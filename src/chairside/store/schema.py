@@ -12,6 +12,18 @@ Layout (format ``chairside-session/1``, SQLite ``application_id`` 0x43485253 "CH
            prev_hash, hash)                         hash = sha256(prev_hash + body)
     readings(batch_seq INTEGER PRIMARY KEY,         one row per readings_recorded event:
              count, codec, data BLOB)               zlib of the batch's canonical bytes
+    signing_keys(id INTEGER PRIMARY KEY,            the public keys that signed this file
+                 fingerprint, algorithm,            (one per installation that wrote to it)
+                 public_key BLOB, first_seq)
+    signatures(seq INTEGER PRIMARY KEY,             one row per commit group: the key's
+               key_id, sig BLOB)                    Ed25519 signature of the head (seq, hash)
+                                                    after that commit (signing.py)
+
+The signing tables were added after the first files were written: a file without them is
+an *unsigned* file (an older chairside wrote it, or someone removed them); it still
+verifies as a chain, and ``chairside verify`` says it is unsigned. Resuming such a file
+adds the tables, and the commits from then on are signed (each signature covers the whole
+chain before it).
 
 ``meta.head_seq``/``head_hash`` are rewritten in the same transaction as every append,
 so the file always names its own last event: a tail cut off after the fact (rows deleted)
@@ -65,6 +77,32 @@ BEGIN SELECT RAISE(ABORT, 'chairside: session meta is append-only'); END;
 CREATE TRIGGER meta_head_only BEFORE UPDATE ON meta
 WHEN old.key NOT IN ('head_seq', 'head_hash')
 BEGIN SELECT RAISE(ABORT, 'chairside: only the head may change in meta'); END;
+"""
+
+SIGNING_SCHEMA = """
+CREATE TABLE signing_keys (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    algorithm TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    first_seq INTEGER NOT NULL
+);
+CREATE TABLE signatures (
+    seq INTEGER PRIMARY KEY,
+    key_id INTEGER NOT NULL REFERENCES signing_keys(id),
+    sig BLOB NOT NULL
+);
+CREATE TRIGGER signing_keys_append_only_update BEFORE UPDATE ON signing_keys
+BEGIN SELECT RAISE(ABORT, 'chairside: signing keys are append-only'); END;
+CREATE TRIGGER signing_keys_append_only_delete BEFORE DELETE ON signing_keys
+BEGIN SELECT RAISE(ABORT, 'chairside: signing keys are append-only'); END;
+CREATE TRIGGER signatures_append_only_update BEFORE UPDATE ON signatures
+BEGIN SELECT RAISE(ABORT, 'chairside: signatures are append-only'); END;
+CREATE TRIGGER signatures_append_only_delete BEFORE DELETE ON signatures
+BEGIN SELECT RAISE(ABORT, 'chairside: signatures are append-only'); END;
+CREATE TRIGGER signatures_need_event BEFORE INSERT ON signatures
+WHEN NOT EXISTS (SELECT 1 FROM events WHERE seq = new.seq)
+BEGIN SELECT RAISE(ABORT, 'chairside: a signature signs an event that is there'); END;
 """
 
 

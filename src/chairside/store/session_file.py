@@ -29,6 +29,14 @@ becomes a loud message saying recording continues IN MEMORY, and appends keep wo
 :meth:`flush` and on :meth:`close`) writes the in-memory tail in one transaction, chain
 intact. A process that dies while degraded loses that tail: the message says so.
 
+Signing. Every commit group is signed in its own transaction: the installation's Ed25519
+key (:mod:`chairside.keys`, created on first use) signs the head ``(seq, hash)`` after the
+commit, and the signature row goes in with the events (``signing.py`` says what is
+signed; ``schema.py`` where). A file therefore never has an unsigned head, crash or not.
+``signer=None`` writes an unsigned file (as older versions did); when the installation key
+cannot be created or read the session is recorded unsigned all the same (monitoring goes
+on), :attr:`signing_problem` says why and it is logged as an error.
+
 Threads. One writer thread calls append/append_readings/flush/tick; any thread may call
 :meth:`events`, :meth:`readings`, :attr:`state`, :attr:`last_hash`. One connection is
 shared under a lock (``check_same_thread=False``); reads copy rows out under the lock
@@ -65,13 +73,15 @@ from chairside.store.schema import (
     FORMAT,
     FORMAT_VERSION,
     SCHEMA,
+    SIGNING_SCHEMA,
     DamagedSessionFile,
     NotASessionFile,
     SessionFileBusy,
     SessionFileError,
     sniff,
 )
-from chairside.store.verify import connect_readonly, walk
+from chairside.store.signing import ALGORITHM, Signer
+from chairside.store.verify import VerifyResult, connect_readonly, walk
 
 try:  # POSIX: one writer per file across processes
     import fcntl
@@ -82,6 +92,30 @@ log = logging.getLogger("chairside.store")
 
 _UNSET: Any = object()
 _STALE: Any = object()
+INSTALLATION_KEY: Any = object()  # the default signer: this installation's key (chairside.keys)
+
+
+def _installation_signer() -> tuple[Signer | None, str | None]:
+    """(the installation's signer, None) or (None, why not): never raises, never stops a recording."""
+    try:
+        from chairside.keys import KeysError, installation_signer
+    except ImportError as exc:  # pragma: no cover - cryptography missing from the install
+        return None, f"signing not available ({exc})"
+    try:
+        return installation_signer(), None
+    except KeysError as exc:
+        return None, str(exc)
+    except Exception as exc:  # pragma: no cover - a broken crypto backend
+        return None, f"signing key not usable ({type(exc).__name__}: {exc})"
+
+
+def _resolve_signer(signer: Any, path: Path) -> tuple[Signer | None, str | None]:
+    if signer is INSTALLATION_KEY:
+        signer, problem = _installation_signer()
+        if problem is not None:
+            log.error("%s: recorded UNSIGNED: %s", path, problem)
+        return signer, problem
+    return signer, None
 
 
 def _is_disk_error(exc: BaseException) -> bool:
@@ -131,8 +165,13 @@ class SessionFile:
 
     def __init__(self, path: Path, con: sqlite3.Connection, clock: Clock, *, readonly: bool,
                  lock_fd: int | None, head_seq: int, head_hash: str, opened: SessionOpened,
-                 last_mono: float) -> None:
+                 last_mono: float, signer: Signer | None = None, key_id: int | None = None,
+                 signing_problem: str | None = None, verified: VerifyResult | None = None) -> None:
         self.path = path
+        self._signer = signer if key_id is not None else None
+        self._key_id = key_id
+        self.signing_problem = signing_problem
+        self.verified = verified  # what the open-time verification found (None for a new file)
         self._con = con
         self._clock = clock
         self.readonly = readonly
@@ -157,11 +196,12 @@ class SessionFile:
 
     @classmethod
     def create(cls, path: str | Path, opened: SessionOpened, clock: Clock | None = None, *,
-               connection_factory: type[sqlite3.Connection] | None = None) -> SessionFile:
+               connection_factory: type[sqlite3.Connection] | None = None,
+               signer: Signer | None | Any = INSTALLATION_KEY) -> SessionFile:
         """Create a new session file at ``path`` (it must not exist) starting with ``opened``.
 
         The file is created with mode 0600 before SQLite writes to it; the SessionOpened
-        event is seq 1, durable when this returns.
+        event is seq 1, durable (and signed, see the module docstring) when this returns.
         """
         path = Path(path)
         clock = clock or WallClock()
@@ -178,6 +218,7 @@ class SessionFile:
             os.fchmod(fd, 0o600)  # whatever the umask was
         finally:
             os.close(fd)
+        signer, problem = _resolve_signer(signer, path)
         lock_fd = _lock(path)
         try:
             con = _connect(path, connection_factory)
@@ -196,6 +237,12 @@ class SessionFile:
                 ])
                 con.execute("INSERT INTO events(seq, kind, t, body, prev_hash, hash) VALUES (?,?,?,?,?,?)",
                             (1, entry.kind, entry.t, entry.body, entry.prev_hash, entry.hash))
+                key_id = None
+                if signer is not None:
+                    for stmt in _statements(SIGNING_SCHEMA):
+                        con.execute(stmt)
+                    key_id = _add_key(con, signer, 1)
+                    _sign(con, signer, key_id, 1, entry.hash)
                 con.execute("COMMIT")
                 mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
@@ -210,13 +257,13 @@ class SessionFile:
             _remove_new(path)
             raise
         sf = cls(path, con, clock, readonly=False, lock_fd=lock_fd, head_seq=1, head_hash=entry.hash,
-                 opened=stored, last_mono=stored.mono)
+                 opened=stored, last_mono=stored.mono, signer=signer, key_id=key_id, signing_problem=problem)
         return sf
 
     @classmethod
     def open(cls, path: str | Path, clock: Clock | None = None, *, readonly: bool = False,
              connection_factory: type[sqlite3.Connection] | None = None,
-             keep_events: bool = False) -> SessionFile:
+             keep_events: bool = False, signer: Signer | None | Any = INSTALLATION_KEY) -> SessionFile:
         """Open an existing session file; unless ``readonly``, resume recording into it.
 
         The whole chain is verified first; a missing, garbage, foreign or damaged file
@@ -224,10 +271,19 @@ class SessionFile:
         ``keep_events`` (read-only): the events the verification just read and validated
         are kept for the first :meth:`events` call, which then does not read the file again
         (a reader who wants every event, such as a replay).
+        The head's signature is checked too (a re-chained file is damaged); :attr:`verified`
+        keeps what was found (signed or not, by which keys). Resuming signs from then on
+        with ``signer`` (the installation's key by default), an unsigned older file included.
         """
         path = Path(path)
         clock = clock or WallClock()
         sniff(path)
+        problem = None
+        key_id = None
+        if readonly:
+            signer = None
+        else:
+            signer, problem = _resolve_signer(signer, path)
         lock_fd = None if readonly else _lock(path)
         try:
             try:
@@ -262,6 +318,10 @@ class SessionFile:
                     con.execute("PRAGMA synchronous = FULL")
                     row = con.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
                     _probe_writable(con)
+                    if signer is not None and row is not None and row[0] == result.count \
+                            and row[1] == result.last_hash:
+                        key_id = _resume_signing(con, signer, info.signing_tables, info.key_ids,
+                                                 info.head_signed, row[0], row[1])
                 except sqlite3.Error as exc:
                     con.close()
                     hint = "; the file or its folder is read-only" if "readonly" in str(exc) else ""
@@ -273,7 +333,8 @@ class SessionFile:
             _unlock(lock_fd)
             raise
         sf = cls(path, con, clock, readonly=readonly, lock_fd=lock_fd, head_seq=result.count,
-                 head_hash=result.last_hash, opened=opened, last_mono=last_mono)
+                 head_hash=result.last_hash, opened=opened, last_mono=last_mono, signer=signer,
+                 key_id=key_id, signing_problem=problem, verified=result)
         if not readonly:
             with sf._lock:
                 sf._ensure_state()  # resume: the state is rebuilt before recording continues
@@ -628,6 +689,8 @@ class SessionFile:
             last = entries[-1]
             con.execute("UPDATE meta SET value = ? WHERE key = 'head_seq'", (str(last.seq),))
             con.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (last.hash,))
+            if self._signer is not None and self._key_id is not None:
+                _sign(con, self._signer, self._key_id, last.seq, last.hash)
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -708,6 +771,7 @@ class SessionRecord:
     path: Path
     events: list[Any]
     last_hash: str
+    verified: VerifyResult | None = None  # signed or not, and by which keys (``VerifyResult.keys``)
 
 
 def read_session(path: str | Path) -> SessionRecord:
@@ -717,9 +781,43 @@ def read_session(path: str | Path) -> SessionRecord:
     export."""
     sf = SessionFile.open(path, readonly=True, keep_events=True)
     try:
-        return SessionRecord(path=Path(path), events=sf.events(), last_hash=sf.last_hash)
+        return SessionRecord(path=Path(path), events=sf.events(), last_hash=sf.last_hash, verified=sf.verified)
     finally:
         sf.close()
+
+def _add_key(con: sqlite3.Connection, signer: Signer, first_seq: int) -> int:
+    cur = con.execute("INSERT INTO signing_keys(fingerprint, algorithm, public_key, first_seq) VALUES (?,?,?,?)",
+                      (signer.fingerprint, ALGORITHM, signer.public_raw, first_seq))
+    return int(cur.lastrowid)
+
+
+def _sign(con: sqlite3.Connection, signer: Signer, key_id: int, seq: int, head_hash: str) -> None:
+    con.execute("INSERT INTO signatures(seq, key_id, sig) VALUES (?,?,?)",
+                (seq, key_id, signer.sign_head(seq, head_hash)))
+
+
+def _resume_signing(con: sqlite3.Connection, signer: Signer, has_tables: bool, key_ids: dict[str, int],
+                    head_signed: bool, head_seq: int, head_hash: str) -> int:
+    """Make the file ready to be signed by ``signer`` (tables, key row) and sign its head if
+    nothing signs it yet (an older unsigned file: this installation vouches for the chain as
+    it found it). One transaction; returns the key's id."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        if not has_tables:
+            for stmt in _statements(SIGNING_SCHEMA):
+                con.execute(stmt)
+        key_id = key_ids.get(signer.fingerprint)
+        if key_id is None:
+            key_id = _add_key(con, signer, head_seq + (1 if head_signed else 0))
+        if not head_signed:
+            _sign(con, signer, key_id, head_seq, head_hash)
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    return key_id
+
 
 def _first_entry(opened: SessionOpened) -> tuple[SessionOpened, _Entry]:
     body_obj = event_body(opened.model_copy(update={"seq": 1}))

@@ -18,12 +18,27 @@ What is detected, and how (the first bad event is always named):
   cut short in bytes makes SQLite fail while reading a page, and the walk names the
   first event it could not read.
 
-What cannot be detected from inside the file: someone who rewrites the whole tail
-consistently (recomputing every hash and the head), or who rolls the file back to an
-earlier complete state (e.g. deletes an uncheckpointed ``-wal`` file, which SQLite
-treats as "those commits never happened"). The chain has no secret key; it proves
-integrity relative to a head hash recorded elsewhere (``chairside verify`` prints it,
-exports carry it), which is what an external anchor would compare.
+- a re-chained file (an event edited, every later hash and the head recomputed): the
+  chain alone cannot see it (it has no secret), but every commit group's head is signed
+  with the writing installation's Ed25519 key (``signing.py``): the first signature that
+  no longer matches names the commit, and the first event after the last good
+  signature is the first bad event; signatures removed off the tail leave the head
+  unsigned; signatures of events deleted off the tail are left over beyond the head.
+
+Signatures are checked after the chain. ``signatures="all"`` (``verify``) checks every
+commit's signature; ``"head"`` (``SessionFile.open``: replay, reports, resume) checks the
+head's, which covers the whole chain through the hashes, and walks the others only to
+name the first bad commit when the head's fails. Whether a key is *trusted* is not decided
+here: the result names the keys and the caller compares them with the installation's own
+and its trusted keys (``chairside.keys``). A file without the signing tables is intact
+but *unsigned* (``signed`` False): an older chairside wrote it, or its signatures were
+removed.
+
+What cannot be detected from inside the file: someone holding the installation's private
+key who re-chains and re-signs (a signature proves which installation wrote the file, not
+who sat at it), someone who re-signs with a key of their own (the key is named, and not
+trusted), or who rolls the file back to an earlier complete state (e.g. deletes an
+uncheckpointed ``-wal`` file, which SQLite treats as "those commits never happened").
 """
 
 from __future__ import annotations
@@ -41,6 +56,8 @@ from pydantic import ValidationError
 from chairside.domain.events import EventAdapter
 from chairside.store.canonical import GENESIS, canonical_json, chain_hash
 from chairside.store.schema import FORMAT, FORMAT_VERSION, NotASessionFile, sniff
+from chairside.store.signing import check as check_signature
+from chairside.store.signing import fingerprint
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,10 @@ class VerifyResult:
     last_hash: str = GENESIS  # hash of the last good event
     closed: bool = False  # the last event is session_closed
     session_id: str = ""
+    signed: bool = False  # the head is signed and every checked signature matched
+    keys: tuple[str, ...] = ()  # fingerprints of the keys that signed the file, in order of use
+    head_key: str = ""  # fingerprint of the key that signed the head
+    signatures: int = 0  # signatures checked
 
     def line(self) -> str:
         if self.ok:
@@ -67,6 +88,31 @@ class WalkInfo:
     meta: dict[str, str] = field(default_factory=dict)
     opened: dict[str, Any] | None = None
     last_body: dict[str, Any] | None = None
+    signing_tables: bool = False  # the file has the signing tables (it may still hold no signature)
+    key_ids: dict[str, int] = field(default_factory=dict)  # fingerprint -> signing_keys.id
+    head_signed: bool = False  # a signature row exists at the head seq
+
+
+@dataclass
+class _Signing:
+    keys: dict[int, tuple[str, bytes]]  # id -> (fingerprint, raw public key)
+    order: list[int]  # key ids in order of first use
+    sigs: dict[int, tuple[int, bytes]]  # seq -> (key id, signature)
+
+
+def _read_signing(con: sqlite3.Connection) -> _Signing | None:
+    """The signing tables, or None when the file has none (an unsigned file)."""
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"signing_keys", "signatures"} <= names:
+        return None
+    keys: dict[int, tuple[str, bytes]] = {}
+    order: list[int] = []
+    for kid, fp, algo, pub, _first in con.execute(
+            "SELECT id, fingerprint, algorithm, public_key, first_seq FROM signing_keys ORDER BY first_seq, id"):
+        keys[kid] = (fp, pub if isinstance(pub, bytes) else b"") if algo == "ed25519" else ("", b"")
+        order.append(kid)
+    sigs = {seq: (kid, sig) for seq, kid, sig in con.execute("SELECT seq, key_id, sig FROM signatures")}
+    return _Signing(keys, order, sigs)
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -144,8 +190,10 @@ class _Damaged(Exception):
 
 
 def walk(con: sqlite3.Connection, path: Path,
-         keep: list[tuple[Any, bytes | None]] | None = None) -> tuple[VerifyResult, WalkInfo]:
-    """Walk every event in seq order, checking chain, bodies, readings and head.
+         keep: list[tuple[Any, bytes | None]] | None = None,
+         signatures: str = "head") -> tuple[VerifyResult, WalkInfo]:
+    """Walk every event in seq order, checking chain, bodies, readings, head and signatures
+    (``signatures``: ``"all"`` or ``"head"``, see the module docstring).
 
     ``keep``: a list that gets ``(event, readings bytes or None)`` for each event as it
     verifies (the event as validated, its readings still to decode), so that a reader who
@@ -166,6 +214,12 @@ def walk(con: sqlite3.Connection, path: Path,
     def bad(seq: int | None, reason: str) -> tuple[VerifyResult, WalkInfo]:
         return VerifyResult(False, count, seq, reason, prev, False, meta.get("session_id", "")), info
 
+    try:
+        signing = _read_signing(con)
+    except sqlite3.DatabaseError as exc:
+        return bad(1, f"cannot read the signatures (file damaged: {exc})")
+    signed_at: dict[int, str] = {}  # seq -> recomputed chain hash, for each signed seq
+    sig_seqs = signing.sigs if signing is not None else {}
     try:
         # each event with its readings batch, if any (one pass, not a query per batch)
         cur = con.execute(
@@ -237,6 +291,8 @@ def walk(con: sqlite3.Connection, path: Path,
                     return bad(seq, f"readings count mismatch ({n} stored, {body_obj.get('count')} chained)")
             if keep is not None:
                 keep.append((event, raw))
+            if seq in sig_seqs:
+                signed_at[seq] = h
             prev = h
             count += 1
             expected += 1
@@ -268,7 +324,82 @@ def walk(con: sqlite3.Connection, path: Path,
     if head_hash != prev:
         return bad(head_seq, "the last event's hash differs from the recorded head hash")
     closed = body_obj is not None and body_obj.get("kind") == "session_closed"
-    return VerifyResult(True, count, None, "", prev, closed, meta.get("session_id", "")), info
+    ok = VerifyResult(True, count, None, "", prev, closed, meta.get("session_id", ""))
+    if signing is None:
+        return ok, info
+    info.signing_tables = True
+    info.key_ids = {fp: kid for kid, (fp, _raw) in signing.keys.items() if fp}
+    return _check_signatures(ok, info, signing, signed_at, signatures)
+
+
+def _check_signatures(ok: VerifyResult, info: WalkInfo, signing: _Signing, signed_at: dict[int, str],
+                      mode: str) -> tuple[VerifyResult, WalkInfo]:
+    """The chain is intact (``ok``); now the signatures of its commit groups."""
+    head = ok.count
+    seqs = sorted(signing.sigs)
+    if not seqs:
+        return ok, info  # tables but no signature: unsigned
+    info.head_signed = head in signing.sigs
+    used: list[str] = []
+    good = 0  # the last seq covered by a good signature
+    checked = 0
+
+    def bad(seq: int, reason: str) -> tuple[VerifyResult, WalkInfo]:
+        return VerifyResult(False, good, seq, reason, signed_at.get(good, "") if good else "", False,
+                            ok.session_id, False, tuple(used)), info
+
+    beyond = [q for q in seqs if q > head]
+    for kid, (fp, raw) in signing.keys.items():
+        if not fp or len(raw) != 32:
+            return bad(1, f"signing key {kid} is not an Ed25519 public key")
+        if fingerprint(raw) != fp:
+            return bad(1, f"signing key {kid}: its fingerprint {fp} is not that of its public key")
+
+    def verify_one(seq: int) -> str | None:
+        kid, sig = signing.sigs[seq]
+        key = signing.keys.get(kid)
+        if key is None:
+            return f"the signature at seq {seq} names key id {kid}, which the file does not hold"
+        if not isinstance(sig, bytes) or not check_signature(key[1], sig, seq, signed_at[seq]):
+            span = f"seq {seq}" if seq == good + 1 else f"seqs {good + 1}..{seq}"
+            return (f"the signature of the commit of {span} (key {key[0]}) does not match the events as "
+                    "they are now: changed after signing (the chain was recomputed)")
+        return None
+
+    def scan() -> tuple[VerifyResult, WalkInfo] | None:
+        nonlocal good, checked
+        for seq in seqs:
+            if seq > head:
+                break
+            why = verify_one(seq)
+            checked += 1
+            if why is not None:
+                return bad(good + 1, why)
+            fp = signing.keys[signing.sigs[seq][0]][0]
+            if fp not in used:
+                used.append(fp)
+            good = seq
+        return None
+
+    if mode == "all" or not info.head_signed or verify_one(head) is not None:
+        failed = scan()
+        if failed is not None:
+            return failed
+    else:
+        checked = 1
+        good = head
+        used.extend(signing.keys[k][0] for k in signing.order if signing.keys[k][0])
+    if beyond:
+        return bad(head + 1, f"signatures for events up to seq {beyond[-1]} remain but those events are "
+                             "missing: the file was cut back")
+    if good != head:
+        return bad(good + 1, f"events {good + 1}..{head} are not signed (the last signature is at seq {good}): "
+                             "added outside chairside, or their signatures were removed")
+    head_key = signing.keys[signing.sigs[head][0]][0]
+    if mode != "all":
+        used = [fp for fp in used if fp]  # every key the file holds (not each checked)
+    return VerifyResult(True, ok.count, None, "", ok.last_hash, ok.closed, ok.session_id, True,
+                        tuple(used), head_key, checked), info
 
 
 def verify(path: str | Path) -> VerifyResult:
@@ -284,7 +415,7 @@ def verify(path: str | Path) -> VerifyResult:
     except sqlite3.Error as exc:
         raise NotASessionFile(f"{path}: cannot open as a session file ({exc})") from None
     try:
-        result, _ = walk(con, path)
+        result, _ = walk(con, path, signatures="all")
     finally:
         con.close()
     if not result.ok and result.count == 0:
