@@ -50,9 +50,20 @@ def diag_path() -> Path | None:
 
 class _LogFile(logging.handlers.RotatingFileHandler):
     """The diagnostic log file. When it cannot be written (a full disk, the very problem it
-    may be logging) the record is dropped and counted, never printed over the console."""
+    may be logging) the record is dropped and counted, never printed over the console.
+    Owner-only (0600) like every file Chairside writes: it names ports, paths and errors,
+    and a traceback can carry a value; each new file of the rotation is created 0600
+    whatever the umask, and an existing one is set to 0600 when opened."""
 
     dropped = 0
+
+    def _open(self):  # noqa: ANN202 - logging's own method
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        except OSError:
+            pass  # not ours to change (a shared log named by CHAIRSIDE_LOG_DIR): leave it
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         type(self).dropped += 1
@@ -71,7 +82,7 @@ def setup_diagnostics(directory: Path | None = None, *, level: int = logging.INF
             return diag_path()
         folder = Path(directory) if directory is not None else default_log_dir()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             handler = _LogFile(folder / FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8",
                                delay=False)
         except OSError as exc:

@@ -45,3 +45,27 @@ def test_unwritable_log_folder_does_not_stop_the_console(tmp_path, capsys):
         assert "diagnostic log not available" in capsys.readouterr().err
     finally:
         shutdown_diagnostics()
+
+
+def test_the_log_and_its_rotations_are_owner_only(tmp_path):
+    """0600 like the session file, whatever the umask, for each file of the rotation; an
+    existing log left readable by an older version is made 0600 when opened."""
+    import os
+    import stat
+
+    shutdown_diagnostics()
+    old_umask = os.umask(0o022)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / FILE_NAME).write_text("old line\n")
+    os.chmod(folder / FILE_NAME, 0o644)
+    try:
+        path = setup_diagnostics(folder, max_bytes=2000, backups=2)
+        for i in range(80):
+            logging.getLogger("chairside.test").info("filler line %d %s", i, "x" * 40)
+        files = [path, *sorted(folder.glob(FILE_NAME + ".*"))]
+        assert len(files) == 3
+        assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o600)}
+    finally:
+        os.umask(old_umask)
+        shutdown_diagnostics()

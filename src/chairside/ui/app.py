@@ -46,7 +46,9 @@ class ChairsideApp(App[None]):
                  replay_hook: Callable[[str], None] | None = None,
                  flash_phase: tuple[bool, bool] = (True, True), replay: Any = None,
                  training: Any = None, audio: Any = None) -> None:
-        super().__init__()
+        from chairside.ui.terminal import driver_class
+
+        super().__init__(driver_class=driver_class())  # draws on the terminal even with 2>file
         self.service: ConsoleService = service
         self.clock = clock
         self.settings = settings
