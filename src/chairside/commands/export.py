@@ -10,7 +10,11 @@ exits 2 with one line. ``--out`` is refused (exit 2, nothing written) when it na
 session file itself, its ``-wal``/``-shm``/``-journal`` companions, or any other chairside
 session file: an export never overwrites a record. A csv/jsonl ``--out`` is written to a
 temporary file beside it and renamed into place, so a failed export (a full disk) leaves
-any earlier file of that name as it was.
+any earlier file of that name as it was. ``--out`` is never replaced by something else:
+a device or FIFO is written in place, a symbolic link, a folder or a socket is refused
+(exit 2, nothing written; ``chairside.store.private`` says why links are refused), and a
+path that cannot be created is bad input (exit 2). A write that fails on the way (a full
+disk, ``/dev/full``) exits 1 with one line.
 """
 
 from __future__ import annotations
@@ -113,6 +117,14 @@ def refuse_overwriting_a_record(session: Path, out: Path) -> None:
         raise UsageError(f"--out {out} is a chairside session file; refusing to overwrite it")
 
 
+def _write_failed(out: Any, exc: OSError) -> int:
+    """A write that failed on the way: exit 1, one line (the check of the output failed)."""
+    regular = out is not None and os.path.isfile(out) and not os.path.islink(out)
+    print(f"chairside export: {out}: write failed ({exc.strerror or exc})"
+          + ("; the earlier file of that name is as it was" if regular else ""), file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     out_path = Path(args.out) if args.out else None
@@ -123,7 +135,13 @@ def run(args: argparse.Namespace) -> int:
         if os.path.abspath(out_path) == os.path.abspath(path):
             out_path = path.with_name(path.name + suffix)
     if out_path is not None:
+        from chairside.store.private import OutputRefused, output_kind
+
         refuse_overwriting_a_record(path, out_path)
+        try:
+            output_kind(out_path)
+        except OutputRefused as exc:
+            raise UsageError(f"--out {exc}") from None
     if args.format in REPORTS:
         if args.all and args.format != "fhir":
             raise UsageError(f"--all is for --format fhir ({args.format} keeps every reading as it is)")
@@ -132,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         except (SessionFileError, FileNotFoundError, ValueError) as exc:
             # the exporters raise ValueError for bad input (e.g. REMS form of an IV session)
             raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        except OSError as exc:
+            return _write_failed(out_path, exc)
         print(f"wrote {written}", file=sys.stderr)
         return 0
     try:
@@ -143,8 +163,10 @@ def run(args: argparse.Namespace) -> int:
             n = write_csv(events, out) if args.format == "csv" else write_jsonl(events, out)
     except BrokenPipeError:
         raise
+    except ValueError as exc:  # OutputRefused: changed between the check and the write
+        raise UsageError(f"--out {exc}") from None
     except OSError as exc:
-        raise UsageError(f"{args.out}: cannot write ({exc.strerror})") from None
+        return _write_failed(args.out, exc)
     what = "readings" if args.format == "csv" else "events"
     print(f"exported {n} {what} from {path}" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
