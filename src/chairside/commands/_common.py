@@ -3,7 +3,8 @@ raw captures, and running a console until it ends.
 
 Owns: ``UsageError`` (exit 2 with one line; ``chairside.cli`` catches it), ``DRIVERS``
 (the driver registry's names, for every ``--driver`` option), ``load_settings`` (settings
-or a UsageError naming the file/variable and key), ``parse_speed_option``, the built-in
+or a UsageError naming the file/variable and key), ``parse_speed_option`` and
+``check_duration`` (bounds in data/commands.toml), the built-in
 simulated monitor (``sim_port_options`` for a ``sim://`` port, ``simulated_monitor``),
 ``open_raw_capture`` (the ``--raw FILE`` tee), ``run_console`` (start, run the app, keep
 the record safe on a crash, clean up) and ``replay_console`` (the read-only console on a
@@ -19,7 +20,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
+import tomllib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,9 +37,10 @@ from chairside.service.model import CommandRefused
 from chairside.settings import Settings, SettingsError
 from chairside.settings import load_settings as _load_settings
 from chairside.training import TrainingError, TrainingRun
-from chairside.transport import CaptureError, CaptureWriter, check_port, parse_speed
+from chairside.transport import CaptureError, CaptureWriter, check_port
 
 DRIVERS: list[str] = available()  # the driver registry's names: every --driver option offers these
+COMMANDS_DATA = Path(__file__).resolve().parent.parent / "data" / "commands.toml"  # option bounds
 DEFAULT_SCENARIO = "uneventful"  # the built-in simulated monitor's scenario (DESIGN.md)
 
 
@@ -55,15 +61,50 @@ def load_settings(*, diagnostics: bool = True, **overrides: Any) -> Settings:
     return settings
 
 
+@dataclass(frozen=True)
+class OptionLimits:
+    """Bounds of ``--duration`` and ``--speed`` (``data/commands.toml``, each with its reason)."""
+
+    max_duration_s: float
+    min_speed: float
+    max_speed: float
+
+
+@cache
+def option_limits() -> OptionLimits:
+    with open(COMMANDS_DATA, "rb") as f:
+        data = tomllib.load(f)
+    return OptionLimits(float(data["duration"]["max_s"]), float(data["speed"]["min"]), float(data["speed"]["max"]))
+
+
 def parse_speed_option(text: str | float | None, default: float | None = None) -> float | None:
-    """``--speed``: a number > 0, or ``max`` (None: as fast as it goes); ``default`` when not
-    given. UsageError otherwise."""
+    """``--speed``: ``max`` (None: as fast as it goes) or a number within the bounds of
+    data/commands.toml; ``default`` when not given. UsageError (one line naming the value and
+    the bounds) otherwise: 1e308, inf, nan, 0 and negatives included."""
     if text is None:
         return default
+    lim = option_limits()
+    bounds = f"give a number from {lim.min_speed:g} to {lim.max_speed:g} or 'max'"
+    if isinstance(text, str) and text.strip().lower() == "max":
+        return None
     try:
-        return parse_speed(text)
-    except ValueError as exc:
-        raise UsageError(f"--speed: {exc}") from None
+        speed = float(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"--speed {text}: not a speed; {bounds}") from None
+    if not math.isfinite(speed) or not lim.min_speed <= speed <= lim.max_speed:
+        raise UsageError(f"--speed {text}: out of range; {bounds}")
+    return speed
+
+
+def check_duration(value: float | None, option: str = "--duration") -> float | None:
+    """None, or seconds > 0 and at most data/commands.toml's maximum; else UsageError."""
+    if value is None:
+        return None
+    lim = option_limits()
+    if not math.isfinite(value) or not 0 < value <= lim.max_duration_s:
+        raise UsageError(f"{option} {value:g}: give seconds > 0 and at most {lim.max_duration_s:g} "
+                         f"({lim.max_duration_s / 3600:g} h; see data/commands.toml)")
+    return value
 
 
 def simulator_api() -> ModuleType:

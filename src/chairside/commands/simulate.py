@@ -7,6 +7,12 @@ or, with ``--format csraw``, as a CSRAW1 raw capture (each one-second chunk with
 simulated receive time, what ``record --raw`` would have kept); ``--pty`` prints the
 device path on stdout (``chairside run --port <path>`` reads it like a real monitor);
 ``--tcp`` serves 127.0.0.1:PORT (prints ``127.0.0.1:PORT``). A summary goes to stderr.
+``--speed`` takes a number or ``max`` like ``record``/``replay`` (bounds in data/commands.toml);
+``--out`` is written unpaced whatever the speed, and a served monitor is paced, so ``max``
+there is refused with one line (give a number). ``--duration`` is at most the maximum in
+data/commands.toml. ``--out`` follows ``export``'s rules (``chairside.store.private``):
+a device or FIFO is written in place, a folder, symbolic link or a path that cannot be
+created exits 2, a write that fails on the way exits 1.
 Imports the simulator (``simulators.api``, heavy: numpy) inside ``run`` so the other
 commands, and the console on a real port, never load numpy.
 """
@@ -18,11 +24,13 @@ import json
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from chairside.commands._common import DRIVERS, UsageError, simulator_api
+from chairside.commands._common import DRIVERS, UsageError, check_duration, parse_speed_option, simulator_api
 from chairside.domain.clock import WallClock
+from chairside.store.private import OutputRefused, open_private_bytes, open_private_text, output_kind
 from chairside.transport import CaptureError, CaptureWriter
 
 
@@ -32,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulated seconds (default: the scenario's duration)")
-    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
-                        help="time scale for --pty/--tcp (2 = twice real time)")
+    parser.add_argument("--speed", default="1", metavar="X|max",
+                        help="time scale for --pty/--tcp (2 = twice real time); --out is unpaced (max)")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="FILE", help="write the byte stream to FILE ('-' = stdout), unpaced")
     out.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal; prints its path")
@@ -50,10 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError("--duration must be > 0")
-    if not args.speed > 0:
-        raise UsageError("--speed must be > 0")
+    check_duration(args.duration)
+    speed = parse_speed_option(args.speed)
+    if speed is None and args.out is None:
+        raise UsageError("--speed max: a served monitor is paced; give a number (e.g. --speed 60), "
+                         "or write the stream unpaced with --out")
     if args.tcp is not None and not 0 <= args.tcp <= 65535:
         raise UsageError(f"--tcp: {args.tcp} is not a port number")
     start = None
@@ -69,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     serving = args.out is None
     try:
         sim = sim_api.simulation(args.scenario, args.driver, args.seed,
-                                 start=start or (WallClock().now() if serving else None), speed=args.speed,
+                                 start=start or (WallClock().now() if serving else None),
+                                 speed=1.0 if speed is None else speed,
                                  noise=not args.no_noise, auto_request=not serving or args.autostart)
     except sim_api.ScenarioError as exc:
         raise UsageError(str(exc)) from None
@@ -78,10 +88,21 @@ def run(args: argparse.Namespace) -> int:
         _stop_on_sigterm()
     if args.format == "csraw" and args.out is None:
         raise UsageError("--format csraw is for --out FILE")
-    if args.out is not None and args.format == "csraw":
-        stats = _write_csraw(sim, duration, args.out, args.driver)
-    elif args.out is not None:
-        stats = _write(sim, duration, args.out)
+    if args.out is not None:
+        try:
+            if args.out != "-":
+                output_kind(args.out)  # a folder, a link, a missing folder: refused before any work
+            if args.format == "csraw":
+                stats = _write_csraw(sim, duration, args.out, args.driver)
+            else:
+                stats = _write(sim, duration, args.out)
+        except OutputRefused as exc:
+            raise UsageError(f"--out {exc}") from None
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            print(f"chairside simulate: --out {args.out}: write failed ({exc.strerror or exc})", file=sys.stderr)
+            return 1
     elif args.pty:
         stats = sim_api.serve_pty(sim, duration_s=duration, on_ready=_ready)
     else:
@@ -90,9 +111,16 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--tcp {args.tcp}: cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
     if args.events_out:
-        with open(args.events_out, "w", encoding="utf-8") as fh:
-            for e in sim.events:
-                fh.write(json.dumps(e.as_dict()) + "\n")
+        try:
+            with open_private_text(args.events_out) as fh:
+                for e in sim.events:
+                    fh.write(json.dumps(e.as_dict()) + "\n")
+        except OutputRefused as exc:
+            raise UsageError(f"--events-out {exc}") from None
+        except OSError as exc:
+            print(f"chairside simulate: --events-out {args.events_out}: write failed ({exc.strerror or exc})",
+                  file=sys.stderr)
+            return 1
     print(f"chairside simulate: scenario {sim.scenario.name}, driver {args.driver}, seed {sim.seed}, "
           f"{sim.t:.0f} s simulated, {stats.get('sent', 0)} bytes sent"
           + (f", {stats['dropped']} dropped" if stats.get("dropped") else ""), file=sys.stderr)
@@ -115,18 +143,14 @@ def _ready(where: str) -> None:
 
 def _write(sim: Any, duration: float, out: str) -> dict[str, int]:
     sent = 0
-    fh = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115
-    try:
+    target = nullcontext(sys.stdout.buffer) if out == "-" else open_private_bytes(out)
+    with target as fh:
         while sim.t < duration - 1e-9:
             data = sim.advance(min(60.0, duration - sim.t))
             if data:
                 fh.write(data)
                 sent += len(data)
-    finally:
-        if fh is not sys.stdout.buffer:
-            fh.close()
-        else:
-            fh.flush()
+        fh.flush()
     return {"sent": sent}
 
 

@@ -68,7 +68,7 @@ def output_kind(path: str | Path) -> str:
         except OSError:
             dest = "?"
         raise OutputRefused(f"{target}: is a symbolic link (to {dest}); name the file itself "
-                            "(an export is never written through a link)")
+                            "(output is never written through a link)")
     if stat.S_ISDIR(mode):
         raise OutputRefused(f"{target}: is a folder; name a file")
     if stat.S_ISREG(mode):
