@@ -40,6 +40,7 @@ def test_csv_shape(tmp_path, stored):
     out = tmp_path / "r.csv"
     assert main(["export", str(path), "--format", "csv", "--out", str(out)]) == 0
     with out.open(newline="", encoding="utf-8") as f:
+        assert f.readline().startswith("# Chairside session ")  # provenance: hash and signing key
         rows = list(csv.reader(f))
     assert rows[0] == CSV_COLUMNS
     readings = [r for e in events if e.kind == "readings_recorded" for r in e.readings]

@@ -37,7 +37,9 @@ def test_csv_a_row_per_reading(session, capsys):
     p, sent = session
     assert main(["export", str(p), "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    rows = list(csv.reader(io.StringIO(out)))
+    first, rest = out.split("\n", 1)
+    assert first.startswith("# Chairside session sess-1; last event hash ") and "signed by installation key SHA256:" in first
+    rows = list(csv.reader(io.StringIO(rest)))
     assert rows[0] == ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
     body = rows[1:]
     assert len(body) == len(sent)
@@ -115,7 +117,7 @@ def test_t_column_falls_back_to_receive_time(tmp_path, capsys):
     sf.append_readings([Reading(param="hr", value=71, unit="bpm", receive_time=T0, source="ecg")])
     sf.close()
     assert main(["export", str(p), "--format", "csv"]) == 0
-    row = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1]
+    row = list(csv.reader(io.StringIO(capsys.readouterr().out.split("\n", 1)[1])))[1]
     assert row[0] == "2026-03-02T09:00:00Z" and row[7] == "" and row[8] == "2026-03-02T09:00:00Z"
 
 
@@ -156,7 +158,7 @@ def test_failed_export_leaves_the_earlier_output_and_no_temporary_file(session, 
     out = tmp_path / "s.csv"
     out.write_text("an earlier export\n")
 
-    def full_disk(events, f):
+    def full_disk(events, f, *provenance):
         f.write("t,param\n")
         raise OSError(28, "No space left on device")
 

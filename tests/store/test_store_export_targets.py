@@ -80,7 +80,7 @@ def test_fifo_is_written_in_place(session, tmp_path, capsys, fmt):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     text = got[0].decode("utf-8")
     if fmt == "csv":
-        assert text.splitlines()[0] == CSV_HEADER and len(text.splitlines()) == 1 + 5 * 6
+        assert text.splitlines()[1] == CSV_HEADER and len(text.splitlines()) == 2 + 5 * 6
     else:
         assert text.lstrip().lower().startswith("<!doctype html")
 
@@ -110,5 +110,5 @@ def test_a_regular_file_is_still_replaced_whole_and_0600(session, tmp_path, caps
     out.write_text("old\n")
     os.chmod(out, 0o644)
     assert main(["export", str(session), "--format", "csv", "--out", str(out)]) == 0
-    assert out.read_text().splitlines()[0] == CSV_HEADER
+    assert out.read_text().splitlines()[1] == CSV_HEADER
     assert stat.S_IMODE(out.stat().st_mode) == 0o600

@@ -279,3 +279,28 @@ def test_two_processes_creating_the_key_at_once_share_it(tmp_path):
     fps = {pr.communicate(timeout=60)[0].strip() for pr in procs}
     assert len(fps) == 1 and fps.pop().startswith("SHA256:")
     assert sorted(x.name for x in folder.iterdir()) == ["installation.key"]
+
+
+def test_every_report_names_the_signing_key(tmp_path, own_keys, capsys):
+    """html (header, page footer, end note), fhir (meta.tag), csv (first line), rems fields."""
+    p = _record(tmp_path / "s.chairside")
+    priv = serialization.load_pem_private_key((own_keys / "installation.key").read_bytes(), password=None)
+    fp = _fp(priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    head = raw_rows(p)[-1][5]
+    html, fhir, csv_out = tmp_path / "r.html", tmp_path / "r.fhir.json", tmp_path / "r.csv"
+    assert main(["export", str(p), "--format", "html", "--out", str(html)]) == 0
+    assert main(["export", str(p), "--format", "fhir", "--out", str(fhir)]) == 0
+    assert main(["export", str(p), "--format", "csv", "--out", str(csv_out)]) == 0
+    text = html.read_text()
+    assert text.count(fp) >= 3 and head in text
+    tags = json.loads(fhir.read_text())["meta"]["tag"]
+    assert {"system": "urn:chairside:signing-key", "code": fp} in [{k: t[k] for k in ("system", "code")} for t in tags]
+    first = csv_out.read_text().splitlines()[0]
+    assert first == f"# Chairside session sess-1; last event hash {head}; signed by installation key {fp}"
+
+
+def test_an_unsigned_file_says_so_on_its_report(tmp_path):
+    p = _record(tmp_path / "old.chairside", signer=None)
+    out = tmp_path / "r.html"
+    assert main(["export", str(p), "--format", "html", "--out", str(out)]) == 0
+    assert "UNSIGNED" in out.read_text()

@@ -1,7 +1,10 @@
 """``chairside export FILE --format csv|jsonl|html|fhir|rems-json [--out PATH] [--all]``.
 
-Owns: the csv and jsonl exports (csv: one row per reading with columns ``t, param, value,
-unit, valid, flags, source, device_time, receive_time``; jsonl: one event per line in
+Owns: the csv and jsonl exports (csv: a first line ``# Chairside session <id>; last event
+hash <hash>; signed by installation key <fingerprint>`` (or ``UNSIGNED ...``) naming where
+the rows come from, then one row per reading with columns ``t, param, value, unit, valid,
+flags, source, device_time, receive_time`` -- read it with ``comment="#"`` in pandas, or skip
+one line; jsonl: one event per line in
 canonical JSON, readings included) and dispatch of the report formats to
 ``chairside.reports.html`` / ``fhir`` / ``rems`` (their ``export(path,
 out)``), which exit 2 "format not available" when the module is absent.
@@ -65,7 +68,9 @@ def _num(v: float | None) -> str:
     return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
-def write_csv(events: list[Any], out: IO[str]) -> int:
+def write_csv(events: list[Any], out: IO[str], provenance: str | None = None) -> int:
+    if provenance:
+        out.write("# " + " ".join(provenance.split()) + "\n")
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     n = 0
@@ -155,12 +160,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {written}", file=sys.stderr)
         return 0
     try:
-        events = read_session(path).events
+        record = read_session(path)
     except SessionFileError as exc:
         raise UsageError(str(exc)) from None
+    events = record.events
+    sid = getattr(events[0], "session_id", "?") if events else "?"
+    provenance = f"Chairside session {sid}; last event hash {record.last_hash}" + (
+        f"; {record.verified.signing_text()}" if record.verified is not None else "")
     try:
         with _output(args.out) as out:
-            n = write_csv(events, out) if args.format == "csv" else write_jsonl(events, out)
+            n = write_csv(events, out, provenance) if args.format == "csv" else write_jsonl(events, out)
     except BrokenPipeError:
         raise
     except ValueError as exc:  # OutputRefused: changed between the check and the write

@@ -346,8 +346,16 @@ def export(path: Path, out: Path | None = None, *, all_readings: bool = False) -
     try:
         sk = skeleton(sf.iter_events(readings=False))
         _sid, head, first = _head(sk)
+        tags = []
         if sf.last_hash:
-            head["meta"] = {"tag": [{"system": "urn:chairside:last-event-hash", "code": sf.last_hash}]}
+            tags.append({"system": "urn:chairside:last-event-hash", "code": sf.last_hash})
+        v = sf.verified  # the installation key(s) that signed the file (store/signing.py)
+        if v is not None:
+            tags += [{"system": "urn:chairside:signing-key", "code": fp, "display": "Ed25519 key fingerprint"}
+                     for fp in (v.keys if v.signed else ())] or \
+                    [{"system": "urn:chairside:signing-key", "code": "unsigned", "display": v.signing_text()}]
+        if tags:
+            head["meta"] = {"tag": tags}
         batches = ((e.seq, e) for e in sf.iter_events() if isinstance(e, ReadingsRecorded))
         with open_private_text(out) as f:
             write_bundle(f, head, _chain(first, entries(sk, batches, all_readings=all_readings)))

@@ -404,6 +404,9 @@ def export(path: Path, out: Path | None = None) -> Path:
     doc = fields(loaded.events, template)
     doc["source_file"] = path.name
     doc["last_event_hash"] = loaded.last_hash
+    if loaded.verified is not None:
+        doc["signing_keys"] = list(loaded.verified.keys) if loaded.verified.signed else []
+        doc["signing"] = loaded.verified.signing_text()
     out = Path(out) if out else path.with_suffix(".rems.json")
     write_private_text(out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return out

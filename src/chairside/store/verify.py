@@ -74,6 +74,13 @@ class VerifyResult:
     head_key: str = ""  # fingerprint of the key that signed the head
     signatures: int = 0  # signatures checked
 
+    def signing_text(self) -> str:
+        """One phrase for reports: which keys signed the file, or that nothing did."""
+        if self.signed and self.keys:
+            return ("signed by installation key " if len(self.keys) == 1 else "signed by installation keys ") \
+                + ", ".join(self.keys)
+        return "UNSIGNED (written before signing existed, or its signatures were removed)"
+
     def line(self) -> str:
         if self.ok:
             return f"ok: {self.count} events, last hash {self.last_hash}"
