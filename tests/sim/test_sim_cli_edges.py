@@ -118,3 +118,35 @@ def test_replay_speed_at_the_maximum_runs(session, capsys):
 def test_run_speed_out_of_range_is_one_line(capsys, value):
     assert main(["run", "--speed", value]) == 2
     assert "--speed" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", ["run", "record"])
+def test_a_busy_listen_port_is_one_line_exit_2_for_run_and_record(tmp_path, command):
+    """The real command in a subprocess (the console would otherwise open): one line, exit 2,
+    no session file left behind."""
+    import socket
+    import subprocess
+    import sys
+
+    session = tmp_path / "busy.chairside"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [command, "--port", f"listen://127.0.0.1:{port}", "--driver", "hl7", "--session", str(session)]
+        if command == "record":
+            argv += ["--duration", "1"]
+        r = subprocess.run([sys.executable, "-c", "import sys; from chairside.cli import main; sys.exit(main())",
+                            *argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                           env=dict(os.environ, CHAIRSIDE_LOG_DIR=str(tmp_path / "log")))
+    assert r.returncode == 2, r.stderr
+    assert f"127.0.0.1:{port}" in _one_line(r.stderr)
+    assert not session.exists()
+
+
+def test_record_duration_has_the_same_maximum(tmp_path, capsys):
+    session = tmp_path / "long.chairside"
+    assert main(["record", "--port", "sim://uneventful?driver=masimo&speed=max", "--driver", "masimo",
+                 "--session", str(session), "--duration", str(MAX_DURATION * 10)]) == 2
+    assert f"{MAX_DURATION:g}" in _one_line(capsys.readouterr().err)
+    assert not session.exists()
