@@ -35,7 +35,7 @@ from chairside.commands._common import UsageError
 from chairside.reports import fhir, html, rems
 from chairside.store import NotASessionFile, SessionFileError, read_session
 from chairside.store.canonical import canonical_json
-from chairside.store.private import open_private_text
+from chairside.store.private import OutputRefused, open_private_text, output_kind
 from chairside.store.schema import sniff
 
 CSV_COLUMNS = ["t", "param", "value", "unit", "valid", "flags", "source", "device_time", "receive_time"]
@@ -140,8 +140,6 @@ def run(args: argparse.Namespace) -> int:
         if os.path.abspath(out_path) == os.path.abspath(path):
             out_path = path.with_name(path.name + suffix)
     if out_path is not None:
-        from chairside.store.private import OutputRefused, output_kind
-
         refuse_overwriting_a_record(path, out_path)
         try:
             output_kind(out_path)

@@ -38,6 +38,7 @@ from typing import Any, TextIO
 from chairside.commands._common import (
     DRIVERS,
     UsageError,
+    check_duration,
     load_settings,
     open_raw_capture,
     sim_port_options,
@@ -73,8 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     err = out or sys.stderr
     settings = load_settings()
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError("--duration must be > 0 seconds")
+    check_duration(args.duration)
     clock: Clock = WallClock()
     port = args.port
     sim_run = None
