@@ -186,3 +186,53 @@ def test_rems_overdue_then_filed_and_the_file_still_verifies(tmp_path, capsys):
     assert "PT-ESK" not in capsys.readouterr().out
     assert verify(path).ok
     assert main(["rems", "--filed", str(path), "--by", "RN"]) == 2  # already filed
+
+
+def test_rems_filed_is_signed_like_any_event_and_a_forged_filing_fails(tmp_path, monkeypatch, capsys):
+    """``rems --filed`` appends to a closed record after the fact: the new head is signed by
+    the installation key (checked here with Ed25519 and the message documented in
+    store/signing.py, not with the store's code), and re-chaining the filing (another
+    filer's initials) fails verify naming that event."""
+    import hashlib
+    import sqlite3
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    monkeypatch.setenv("CHAIRSIDE_KEY_DIR", str(tmp_path / "keys"))
+    folder = tmp_path / "rems"
+    folder.mkdir()
+    path = session(folder, "esk", ESK_SCRIPT.format(pid="PT-ESK"), start=START)
+    assert main(["rems", "--filed", str(path), "--by", "RN", "--reference", "REMS-9"]) == 0
+    capsys.readouterr()
+
+    con = sqlite3.connect(str(path))
+    seq, body, h = con.execute("SELECT seq, body, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    assert json.loads(body)["kind"] == "rems_form_filed"
+    row = con.execute("SELECT k.public_key, s.sig FROM signatures s JOIN signing_keys k ON k.id = s.key_id "
+                      "WHERE s.seq = ?", (seq,)).fetchone()
+    con.close()
+    assert row is not None, "the filing's commit has no signature"
+    message = b"chairside-session-head/1\x00" + seq.to_bytes(8, "big") + bytes.fromhex(h)
+    Ed25519PublicKey.from_public_bytes(row[0]).verify(row[1], message)  # raises if it does not check
+    assert main(["verify", str(path)]) == 0
+    assert "signed: by SHA256:" in capsys.readouterr().out
+
+    # the forger changes who filed it and re-chains the file (triggers dropped, as an attacker would)
+    con = sqlite3.connect(str(path), isolation_level=None)
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    prev = "0" * 64
+    for s, b in con.execute("SELECT seq, body FROM events ORDER BY seq").fetchall():
+        obj = json.loads(b)
+        if obj["kind"] == "rems_form_filed":
+            obj["by"] = obj["author"] = "XX"
+            b = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        nh = hashlib.sha256(bytes.fromhex(prev) + b.encode("utf-8")).hexdigest()
+        con.execute("UPDATE events SET body = ?, prev_hash = ?, hash = ? WHERE seq = ?", (b, prev, nh, s))
+        prev = nh
+    con.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev,))
+    con.close()
+    r = verify(path)
+    assert not r.ok and r.first_bad_seq == seq
+    assert main(["verify", str(path)]) == 1
+    assert f"event seq {seq}" in capsys.readouterr().out
