@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from chairside.domain import events as ev  # noqa: E402
 from chairside.domain.clock import ManualClock, WallClock  # noqa: E402
 from chairside.domain.readings import Reading  # noqa: E402
+from chairside.keys import installation_signer  # noqa: E402
 from chairside.store import SessionFile, verify  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -48,9 +49,10 @@ def frame(t: datetime, rng: random.Random, state: list[float]) -> list[Reading]:
     return out
 
 
-def bench_events(folder: Path, n: int, run: int) -> float:
+def bench_events(folder: Path, n: int, run: int, *, signed: bool = True) -> float:
     clock = WallClock()
-    sf = SessionFile.create(folder / f"events-{run}.chairside", opened(clock), clock)
+    kw = {} if signed else {"signer": None}  # default: this installation's key signs every commit
+    sf = SessionFile.create(folder / f"events-{run}-{'s' if signed else 'u'}.chairside", opened(clock), clock, **kw)
     evs = [ev.ObservationRecorded(t=T0, scale="cadss", score=i % 20, text="calm", author="AB")
            if i % 2 else ev.NoteAdded(t=T0, text=f"note {i}", author="AB") for i in range(n)]
     t = time.perf_counter()
@@ -74,6 +76,15 @@ def bench_readings(folder: Path, n: int, run: int) -> float:
     dt = time.perf_counter() - t
     sf.close()
     return len(frames) * 6 / dt
+
+
+def bench_sign(n: int) -> float:
+    """CPU cost of one head signature (Ed25519 over the documented message), microseconds."""
+    signer = installation_signer()
+    t = time.perf_counter()
+    for i in range(n):
+        signer.sign_head(i + 1, "ab" * 32)
+    return (time.perf_counter() - t) / n * 1e6
 
 
 VERIFY_S: list[float] = []  # verify() of each bench_size file
@@ -112,7 +123,10 @@ def main(argv: list[str]) -> int:
     seconds = 600 if args.quick else 3600
     with tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.dir) as tmp:
         folder = Path(tmp)
-        ev_rates = [bench_events(folder, n_events, i) for i in range(runs)]
+        ev_rates, ev_unsigned = [], []
+        for i in range(runs):  # interleaved, so both see the same disk and load
+            ev_rates.append(bench_events(folder, n_events, i))
+            ev_unsigned.append(bench_events(folder, n_events, i, signed=False))
         rd_rates = [bench_readings(folder, n_readings, i) for i in range(runs)]
         sizes = [bench_size(folder, seconds, i) for i in range(runs)]
     med_ev = statistics.median(ev_rates)
@@ -127,6 +141,11 @@ def main(argv: list[str]) -> int:
     print(f"MB per monitored hour     : {med_mb:10.2f}   target <= 5        ratio {5 / med_mb:6.1f}x   "
           f"runs {[round(s, 2) for s, _ in sizes]}  ({seconds} s of 1 Hz x 6 params, "
           f"{sizes[0][1]} events, verified)")
+    med_un = statistics.median(ev_unsigned)
+    sign_us = statistics.median(bench_sign(2000) for _ in range(runs))
+    print(f"signing per commit group  : {(1 / med_ev - 1 / med_un) * 1e3:10.3f} ms (no target; durable commit "
+          f"signed {1e3 / med_ev:.3f} ms vs unsigned {1e3 / med_un:.3f} ms, unsigned runs "
+          f"{[round(x) for x in ev_unsigned]}; the Ed25519 signature alone {sign_us:.0f} us)")
     per_hour = statistics.median(VERIFY_S) * 3600 / seconds
     print(f"verify s per monitored hour: {per_hour:10.3f}   (no target; chain + digests + every commit signature, "
           f"{sizes[0][1]} events; runs {[round(x, 3) for x in VERIFY_S]})")

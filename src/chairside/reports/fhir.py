@@ -343,6 +343,7 @@ def export(path: Path, out: Path | None = None, *, all_readings: bool = False) -
     path = Path(path)
     out = Path(out) if out else path.with_suffix(".fhir.json")
     sf = SessionFile.open(path, readonly=True)
+    stream = sf.iter_events()
     try:
         sk = skeleton(sf.iter_events(readings=False))
         _sid, head, first = _head(sk)
@@ -356,10 +357,11 @@ def export(path: Path, out: Path | None = None, *, all_readings: bool = False) -
                     [{"system": "urn:chairside:signing-key", "code": "unsigned", "display": v.signing_text()}]
         if tags:
             head["meta"] = {"tag": tags}
-        batches = ((e.seq, e) for e in sf.iter_events() if isinstance(e, ReadingsRecorded))
+        batches = ((e.seq, e) for e in stream if isinstance(e, ReadingsRecorded))
         with open_private_text(out) as f:
             write_bundle(f, head, _chain(first, entries(sk, batches, all_readings=all_readings)))
     finally:
+        stream.close()  # a write that failed half-way leaves the stream open: its cursor goes before the file
         sf.close()
     return out
 
