@@ -299,7 +299,7 @@ class Behaviour(_M):
 class InputRules(_M):
     invalid_flags: tuple[str, ...] = ()
     # flags of a value the device calls questionable (HL7 OBX-11 X, OBX-8 QUES): evaluated like
-    # any valid value, and an alarm it raises says so (chairside.drivers.hl7 explains why)
+    # any valid value, and an alarm it raises says so (chairside.drivers.hl7.observations explains why)
     questionable_flags: tuple[str, ...] = ("questionable",)
     spo2_lost_status: tuple[str, ...] = ()
     # flags of an NIBP observation the monitor sent without a value: a failed measurement

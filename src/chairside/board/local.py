@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from chairside.board.state import BoardModel, alarm_message, chair_state
+from chairside.domain.clock import WallClock
 from chairside.domain.events import ALARM_EVENT_KINDS
+from chairside.service import CommandRefused, MonitorService
+from chairside.training import TrainingRun
 
 __all__ = ["BoardError", "ChairSpec", "LocalBoard", "demo_chairs", "parse_chairs"]
 
@@ -116,8 +119,6 @@ class LocalBoard:
         self.chairs: dict[str, _Chair] = {}
 
     def start(self) -> None:
-        from chairside.service import MonitorService
-
         self.folder.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
             sim = None
@@ -127,8 +128,6 @@ class LocalBoard:
                 sim, clock = self._demo_monitor(spec)
                 port = sim.port_url
             if clock is None:
-                from chairside.domain.clock import WallClock
-
                 clock = WallClock()
             svc = MonitorService(clock=clock, port=port, driver=spec.driver, protocol=spec.protocol,
                                  settings=self.settings, simulated=sim is not None, scenario=spec.scenario,
@@ -137,7 +136,7 @@ class LocalBoard:
             chair.unsubs.append(svc.subscribe(lambda snap, name=spec.name, c=chair: self._on_snapshot(name, c, snap)))
             chair.unsubs.append(svc.subscribe_events(lambda ev, name=spec.name: self._on_event(name, ev)))
             if self.broker is not None:
-                from chairside.board.mqtt import ChairPublisher
+                from chairside.board.mqtt import ChairPublisher  # paho-mqtt: loaded only with a broker
 
                 chair.publisher = ChairPublisher(svc, self.broker, clinic=self.clinic, chair=spec.name)
             self.chairs[spec.name] = chair
@@ -148,9 +147,6 @@ class LocalBoard:
                 self._demo_session(chair)
 
     def _demo_monitor(self, spec: ChairSpec) -> tuple[Any, Any]:
-        from chairside.domain.clock import WallClock
-        from chairside.training import TrainingRun
-
         run = TrainingRun(spec.scenario, driver=spec.driver, seed=spec.seed, start=WallClock().now(), hold=True)
         run.serve()
         return run, run.clock
@@ -186,8 +182,6 @@ class LocalBoard:
         return self.chairs[name].service
 
     def stop(self, reason: str = "board closed") -> None:
-        from chairside.service import CommandRefused
-
         for chair in self.chairs.values():
             for u in chair.unsubs:
                 u()

@@ -1,8 +1,11 @@
 """Session state: a pure fold of the session's events.
 
-Owns: ``SessionState`` (frozen), its parts (``SessionInfo``, ``InfusionState``,
-``RateSegment``, ``AlarmState``, ``EffectiveEvent``), ``apply(state, event)``,
-``fold(events)`` and ``StateError``.
+Owns: ``SessionState`` (frozen) and its queries, the small parts (``SessionInfo``,
+``DevicesState``, ``EffectiveEvent``), ``apply(state, event)``, ``fold(events)``, the
+readings' part (latest values, the NIBP log: ``log_nibp``) and amendments. The two parts
+with rules of their own have their own homes: the infusion (``chairside.domain.infusion_state``)
+and the alarms (``chairside.domain.alarm_state``); ``StateError`` is ``chairside.domain.state_error``
+(raised by all three, re-exported here).
 Must not import: anything outside stdlib and pydantic; of chairside only ``chairside.domain``.
 
 Rules:
@@ -29,17 +32,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
-from chairside.domain.dose import fill_rates
+from chairside.domain.alarm_state import AlarmState, alarm_step
 from chairside.domain.events import (
-    AlarmAcknowledged,
-    AlarmCleared,
-    AlarmEscalated,
-    AlarmRaised,
-    AlarmSilenced,
     Amendment,
     BaselineRecorded,
     ChecklistCompleted,
@@ -53,28 +51,16 @@ from chairside.domain.events import (
     ReadingsRecorded,
     SessionOpened,
 )
+from chairside.domain.infusion_state import INFUSION_KINDS, InfusionState, infusion_step
 from chairside.domain.readings import NIBP_PARAMS, Reading
+from chairside.domain.state_error import StateError
+from chairside.domain.state_error import event_label as _label
 
-InfusionStatus = Literal["not_started", "running", "paused", "stopped"]
-AlarmStatus = Literal["active", "acknowledged", "latched", "cleared"]
-
-INFUSION_KINDS = frozenset(
-    {"infusion_started", "infusion_rate_changed", "infusion_paused", "infusion_resumed", "infusion_stopped",
-     "infusion_completed"}
-)
 _NOT_AMENDABLE_FIELDS = frozenset({"seq", "kind"})
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 FIRST_SEQ = 1  # chairside.store numbers a session's events from 1
 # what may still be appended after session_closed: corrections, and the REMS form's filing
 AFTER_CLOSE_KINDS = frozenset({"amendment", "rems_form_filed"})
-
-
-class StateError(ValueError):
-    """An event that cannot be applied to the state; the message names the event."""
-
-
-def _label(ev: Any, seq: int) -> str:
-    return f"event #{seq} ({ev.kind})"
 
 
 # ---------------------------------------------------------------------------- parts
@@ -106,63 +92,6 @@ class SessionInfo:
             scenario=ev.scenario, training=ev.training, app_version=ev.app_version, opened_t=ev.t,
             opened_seq=seq,
         )
-
-
-@dataclass(frozen=True)
-class RateSegment:
-    """The pump running at one rate from ``start`` to ``end`` (None: still running)."""
-
-    start_t: datetime
-    start_mono: float
-    end_t: datetime | None
-    end_mono: float | None
-    rate_mg_kg_h: float
-    rate_ml_h: float
-    concentration_mg_ml: float
-    start_seq: int
-    end_seq: int | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.end_mono is None
-
-    def close(self, t: datetime, mono: float, seq: int) -> RateSegment:
-        return replace(self, end_t=t, end_mono=mono, end_seq=seq)
-
-
-@dataclass(frozen=True)
-class InfusionState:
-    status: InfusionStatus = "not_started"
-    drug: str = ""
-    route: str = ""
-    concentration_mg_ml: float | None = None
-    rate_mg_kg_h: float = 0.0  # the current (or, when paused/stopped, last) ordered rate
-    rate_ml_h: float = 0.0
-    dose_mg_kg: float | None = None
-    duration_min: float | None = None
-    lot: str = ""
-    segments: tuple[RateSegment, ...] = ()
-    started_t: datetime | None = None  # first start
-    started_mono: float | None = None
-    stopped_t: datetime | None = None  # last stop
-    stopped_mono: float | None = None
-    last_start_or_increase_mono: float | None = None  # for the tightened BP cadence
-    rate_changes: int = 0
-    pauses: int = 0
-    order_mg: float | None = None  # the ordered dose in mg (None: a rate order with no total)
-    order_ml: float | None = None  # the order's volume to be infused
-    paused_t: datetime | None = None  # the last pause (the resume gate wants a BP after it)
-    paused_mono: float | None = None
-    completed_seq: int | None = None  # infusion_completed: the ordered dose is in
-    pump_stop_confirmed: bool = False  # the nurse's Stop after completion
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def completed(self) -> bool:
-        return self.completed_seq is not None
 
 
 @dataclass(frozen=True)
@@ -198,44 +127,6 @@ class DevicesState:
     @property
     def last(self) -> DeviceRecord | None:
         return self.devices[-1] if self.devices else None
-
-
-@dataclass(frozen=True)
-class AlarmState:
-    alarm_id: str
-    rule: str
-    priority: str
-    alarm_class: str
-    param: str | None
-    value: float | None
-    limit: float | None
-    source_tag: str
-    message: str
-    latching: bool
-    raised_seq: int
-    raised_t: datetime
-    raised_mono: float
-    status: AlarmStatus = "active"
-    condition_present: bool = True
-    acknowledged_by: str | None = None
-    acknowledged_t: datetime | None = None
-    cleared_t: datetime | None = None
-    cleared_seq: int | None = None
-    escalations: int = 0
-    reannouncements: int = 0
-    silence_mode: str | None = None
-    silenced_by: str | None = None
-    silence_until_mono: float | None = None  # None with a mode: indefinite
-
-    @property
-    def open(self) -> bool:
-        """Still to be seen: active, acknowledged while the condition persists, or latched."""
-        return self.status != "cleared"
-
-    def silenced_at(self, mono: float) -> bool:
-        if self.silence_mode is None:
-            return False
-        return self.silence_until_mono is None or mono < self.silence_until_mono
 
 
 @dataclass(frozen=True)
@@ -370,95 +261,6 @@ def _freeze(d: dict[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(d)
 
 
-# ---------------------------------------------------------------------------- infusion
-
-
-def _infusion_step(inf: InfusionState, ev: Any, seq: int, weight: float | None) -> InfusionState:
-    kind = ev.kind
-    mono, t = float(ev.mono), ev.t
-    segs = inf.segments
-    if segs and segs[-1].open and mono < segs[-1].start_mono:
-        raise StateError(f"{_label(ev, seq)}: time goes back before the running segment (mono {mono:g} < {segs[-1].start_mono:g})")
-
-    def open_segment(mgkh: float, mlh: float, conc: float) -> RateSegment:
-        return RateSegment(start_t=t, start_mono=mono, end_t=None, end_mono=None, rate_mg_kg_h=mgkh,
-                           rate_ml_h=mlh, concentration_mg_ml=conc, start_seq=seq)
-
-    def close_last() -> tuple[RateSegment, ...]:
-        if segs and segs[-1].open:
-            return (*segs[:-1], segs[-1].close(t, mono, seq))
-        return segs
-
-    if kind == "infusion_started":
-        if inf.status in ("running", "paused"):
-            raise StateError(f"{_label(ev, seq)}: the infusion is already {inf.status}")
-        if not ev.concentration_mg_ml or ev.concentration_mg_ml <= 0:
-            raise StateError(f"{_label(ev, seq)}: bag concentration must be > 0 mg/mL")
-        conc = ev.concentration_mg_ml
-        mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
-        return replace(
-            inf, status="running", drug=ev.drug, route=ev.route, concentration_mg_ml=conc,
-            rate_mg_kg_h=mgkh, rate_ml_h=mlh, dose_mg_kg=ev.dose_mg_kg, duration_min=ev.duration_min,
-            lot=ev.lot, segments=(*segs, open_segment(mgkh, mlh, conc)),
-            order_mg=ev.dose_mg, order_ml=ev.volume_to_infuse_ml,
-            started_t=inf.started_t or t, started_mono=inf.started_mono if inf.started_mono is not None else mono,
-            last_start_or_increase_mono=mono,
-        )
-    if kind == "infusion_rate_changed":
-        if inf.status not in ("running", "paused"):
-            raise StateError(f"{_label(ev, seq)}: no infusion to change (status {inf.status})")
-        conc = ev.concentration_mg_ml if ev.concentration_mg_ml and ev.concentration_mg_ml > 0 else inf.concentration_mg_ml
-        mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
-        increase = _is_increase(inf, mgkh, mlh)
-        new = replace(inf, concentration_mg_ml=conc, rate_mg_kg_h=mgkh, rate_ml_h=mlh,
-                      rate_changes=inf.rate_changes + 1)
-        if inf.status == "running":
-            new = replace(new, segments=(*close_last(), open_segment(mgkh, mlh, conc or 0.0)))
-            if increase:
-                new = replace(new, last_start_or_increase_mono=mono)
-        return new
-    if kind == "infusion_paused":
-        if inf.status != "running":
-            raise StateError(f"{_label(ev, seq)}: the infusion is not running (status {inf.status})")
-        return replace(inf, status="paused", segments=close_last(), pauses=inf.pauses + 1, paused_t=t,
-                       paused_mono=mono)
-    if kind == "infusion_resumed":
-        if inf.status != "paused":
-            raise StateError(f"{_label(ev, seq)}: the infusion is not paused (status {inf.status})")
-        conc = ev.concentration_mg_ml if ev.concentration_mg_ml and ev.concentration_mg_ml > 0 else inf.concentration_mg_ml
-        if (ev.rate_mg_kg_h or 0) > 0 or (ev.rate_ml_h or 0) > 0:
-            mgkh, mlh = fill_rates(ev.rate_mg_kg_h, ev.rate_ml_h, conc, weight)
-        else:
-            mgkh, mlh = inf.rate_mg_kg_h, inf.rate_ml_h
-        new = replace(inf, status="running", concentration_mg_ml=conc, rate_mg_kg_h=mgkh, rate_ml_h=mlh,
-                      segments=(*segs, open_segment(mgkh, mlh, conc or 0.0)))
-        if _is_increase(inf, mgkh, mlh):
-            new = replace(new, last_start_or_increase_mono=mono)
-        return new
-    if kind == "infusion_stopped":
-        if inf.completed and not inf.pump_stop_confirmed:
-            return replace(inf, pump_stop_confirmed=True)  # the nurse confirms the pump stopped
-        if inf.status not in ("running", "paused"):
-            raise StateError(f"{_label(ev, seq)}: no infusion to stop (status {inf.status})")
-        return replace(inf, status="stopped", segments=close_last(), stopped_t=t, stopped_mono=mono)
-    if kind == "infusion_completed":
-        if inf.status != "running" or not segs or not segs[-1].open:
-            raise StateError(f"{_label(ev, seq)}: the infusion is not running (status {inf.status})")
-        at, at_t = float(ev.at_mono), ev.at_t
-        if at < segs[-1].start_mono:
-            raise StateError(f"{_label(ev, seq)}: completion at mono {at:g} is before the running segment "
-                             f"(mono {segs[-1].start_mono:g})")
-        done = (*segs[:-1], segs[-1].close(at_t, at, seq))
-        return replace(inf, status="stopped", segments=done, stopped_t=at_t, stopped_mono=at, completed_seq=seq)
-    raise AssertionError(kind)  # pragma: no cover
-
-
-def _is_increase(inf: InfusionState, mgkh: float, mlh: float) -> bool:
-    if mgkh > 0 and inf.rate_mg_kg_h > 0:
-        return mgkh > inf.rate_mg_kg_h
-    return mlh > inf.rate_ml_h
-
-
 def _rebuild(state: SessionState) -> SessionState:
     """Session info and infusion from the current (amended) versions of their events."""
     session = state.session
@@ -470,74 +272,8 @@ def _rebuild(state: SessionState) -> SessionState:
     for seq in sorted(state.events):
         ev = state.events[seq]
         if ev.kind in INFUSION_KINDS:
-            inf = _infusion_step(inf, state.current(seq), seq, weight)
+            inf = infusion_step(inf, state.current(seq), seq, weight)
     return replace(state, session=session, infusion=inf)
-
-
-# ---------------------------------------------------------------------------- alarms
-
-
-GLOBAL_SILENCE_IDS = frozenset({"*", "audio"})  # alarm ids of silences that name no alarm
-
-
-def _alarm_step(alarms: Mapping[str, AlarmState], ev: Any, seq: int) -> Mapping[str, AlarmState]:
-    aid = ev.alarm_id
-    cur = alarms.get(aid)
-    if isinstance(ev, AlarmRaised):
-        if cur is not None and cur.open:
-            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already raised and not cleared")
-        new = AlarmState(
-            alarm_id=aid, rule=ev.rule, priority=ev.priority, alarm_class=ev.alarm_class, param=ev.param,
-            value=ev.value, limit=ev.limit, source_tag=ev.source_tag, message=ev.message, latching=ev.latching,
-            raised_seq=seq, raised_t=ev.t, raised_mono=float(ev.mono),
-        )
-        return _freeze({**alarms, aid: new})
-    if cur is None:
-        if isinstance(ev, AlarmSilenced) and (aid in GLOBAL_SILENCE_IDS or aid.startswith("off:")):
-            # the audio paused or off for every alarm ("*", "audio"), or an alarm turned off
-            # by rule ("off:<rule>"): a record of the staff's action, no alarm of its own
-            return alarms
-        raise StateError(f"{_label(ev, seq)}: unknown alarm {aid!r}")
-    if isinstance(ev, AlarmEscalated):
-        if not cur.open:
-            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already cleared")
-        changed = ev.to_priority != cur.priority
-        new = replace(
-            cur, priority=ev.to_priority, value=ev.value if ev.value is not None else cur.value,
-            escalations=cur.escalations + (1 if changed else 0),
-            reannouncements=cur.reannouncements + (1 if ev.reannounce else 0),
-            # a new priority needs a new acknowledgement
-            status="active" if changed and cur.status == "acknowledged" else cur.status,
-        )
-    elif isinstance(ev, AlarmAcknowledged):
-        by = ev.by or ev.author
-        status: AlarmStatus = cur.status
-        if cur.status == "active":
-            status = "acknowledged" if cur.condition_present else "cleared"
-        elif cur.status == "latched":
-            status = "cleared"
-        new = replace(cur, status=status, acknowledged_by=by, acknowledged_t=ev.t,
-                      cleared_t=ev.t if status == "cleared" and cur.cleared_t is None else cur.cleared_t,
-                      cleared_seq=seq if status == "cleared" and cur.cleared_seq is None else cur.cleared_seq)
-    elif isinstance(ev, AlarmSilenced):
-        if ev.mode == "resumed":
-            new = replace(cur, silence_mode=None, silenced_by=None, silence_until_mono=None)
-        else:
-            until = float(ev.mono) + ev.duration_s if ev.duration_s is not None else None
-            new = replace(cur, silence_mode=ev.mode, silenced_by=ev.by or ev.author, silence_until_mono=until)
-    elif isinstance(ev, AlarmCleared):
-        if not cur.condition_present:
-            raise StateError(f"{_label(ev, seq)}: alarm {aid!r} is already cleared")
-        # a latching alarm nobody acknowledged stays visible ("latched") until acknowledged
-        if cur.status == "active" and cur.latching:
-            new = replace(cur, status="latched", condition_present=False,
-                          value=ev.value if ev.value is not None else cur.value)
-        else:
-            new = replace(cur, status="cleared", condition_present=False, cleared_t=ev.t, cleared_seq=seq,
-                          value=ev.value if ev.value is not None else cur.value)
-    else:  # pragma: no cover
-        raise AssertionError(ev.kind)
-    return _freeze({**alarms, aid: new})
 
 
 # ---------------------------------------------------------------------------- readings
@@ -655,7 +391,7 @@ def apply(state: SessionState, event: Event) -> SessionState:
             raise StateError(f"{_label(ev, seq)}: to_phase equals from_phase ({ev.to_phase!r})")
         return replace(base, phase=ev.to_phase, phase_seqs=(*state.phase_seqs, seq))
     if kind in INFUSION_KINDS:
-        return replace(base, infusion=_infusion_step(state.infusion, ev, seq, state.weight_kg))
+        return replace(base, infusion=infusion_step(state.infusion, ev, seq, state.weight_kg))
     if kind == "observation_recorded":
         return replace(base, observation_seqs=(*state.observation_seqs, seq))
     if kind == "device_given":
@@ -666,7 +402,7 @@ def apply(state: SessionState, event: Event) -> SessionState:
     if kind == "intervention_given":
         return replace(base, intervention_seqs=(*state.intervention_seqs, seq))
     if kind in ("alarm_raised", "alarm_escalated", "alarm_acknowledged", "alarm_silenced", "alarm_cleared"):
-        return replace(base, alarms=_alarm_step(state.alarms, ev, seq))
+        return replace(base, alarms=alarm_step(state.alarms, ev, seq))
     if kind == "device_status":
         key = f"{ev.status.kind}:{ev.status.param or ''}"
         return replace(base, devices=_freeze({**state.devices, key: ev}))
@@ -706,6 +442,6 @@ def fold(events: Iterable[Event], initial: SessionState | None = None) -> Sessio
 
 
 __all__ = [
-    "AlarmState", "DeviceRecord", "DevicesState", "EMPTY_STATE", "EffectiveEvent", "InfusionState", "RateSegment", "SessionInfo",
+    "DeviceRecord", "DevicesState", "EMPTY_STATE", "EffectiveEvent", "SessionInfo",
     "SessionState", "StateError", "apply", "fold", "log_nibp",
 ]

@@ -1,6 +1,6 @@
 """What a replay runs on: a session file's events, or a raw capture decoded byte-exactly
 through its driver (a CSRAW1 capture at its receive times; plain device bytes, with their
-driver named, at the device's own times: ``chairside.transport.capture``), as timed inputs.
+driver named, at the device's own times: ``chairside.transport.replay_source``), as timed inputs.
 
 Owns: ``ReplayError``, ``Input``, ``Recording``, ``load_recording`` and
 ``collector_paused``. Reads files only (through ``chairside.store.read_session`` and

@@ -12,6 +12,7 @@ Pure functions of the events. Must not import: textual, chairside.ui, chairside.
 from __future__ import annotations
 
 import tomllib
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
@@ -134,8 +135,6 @@ def truth_figures(events: Sequence[Any], truth: dict[str, list[Point]], rel: Cal
 
 
 def _nearest(points: Sequence[Point], times: Sequence[datetime], t: datetime) -> Point | None:
-    from bisect import bisect_left
-
     i = bisect_left(times, t)
     cands = [points[j] for j in (i - 1, i) if 0 <= j < len(points)]
     return min(cands, key=lambda p: abs((p.t - t).total_seconds())) if cands else None

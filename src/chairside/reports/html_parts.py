@@ -5,6 +5,7 @@ section. Must not import: textual, serial, chairside.transport, chairside.servic
 
 from __future__ import annotations
 
+import statistics
 from html import escape
 from typing import Any, Sequence
 
@@ -220,8 +221,6 @@ _PHASE_WORD = {"pre_infusion": "pre-dose", "infusion": "dosing", "recovery": "re
 def _vitals_summary(series: dict[str, list[Any]], spans: Sequence[Any]) -> str:
     """The continuous vital signs by phase: how many readings, how many without a value,
     minimum, median and maximum (the readings themselves are not listed)."""
-    import statistics
-
     rows = []
     for sp in spans:
         for prm, label, unit in _SUMMARY_PARAMS:

@@ -3,7 +3,8 @@
 HL7 TCP listener, raw-capture tee and replay source.
 
 Modules: ``serial_link`` (``Link``), ``hl7_listener`` (``Hl7Listener``), ``capture``
-(``CaptureWriter``, ``iter_capture``, ``ReplaySource``), ``datapath`` (shared pieces,
+(the capture file: ``CaptureWriter``, ``CaptureReader``, ``iter_capture``), ``replay_source``
+(``ReplaySource``, ``parse_speed``), ``datapath`` (shared pieces,
 ``TransportConfig``, ``LinkStats``). ``open_source`` picks a ``Link`` or an
 ``Hl7Listener`` from a ``--port`` value.
 
@@ -24,14 +25,13 @@ from chairside.transport.capture import (
     CaptureError,
     CaptureReader,
     CaptureWriter,
-    ReplaySource,
     capture_info,
     is_capture,
     iter_capture,
-    parse_speed,
 )
 from chairside.transport.datapath import LinkStats, OutputCallback, RawCallback, TransportConfig
 from chairside.transport.hl7_listener import Hl7Listener, check_bind, exposure_warning
+from chairside.transport.replay_source import ReplaySource, parse_speed
 from chairside.transport.serial_link import Link, check_url, serial_settings
 
 LISTEN_SCHEME = "listen"

@@ -5,7 +5,7 @@ capture callback, feeds the driver, sets ``receive_time`` on the driver's output
 collects the bytes the driver wants written back, watches the driver's error counters
 for ``high_error_rate``), ``Watch`` (``no_data`` and stream-stall timing), the
 technical ``DeviceStatus`` constructors, ``TransportConfig`` and the ``LinkStats`` snapshot.
-Used by ``serial_link.Link``, ``hl7_listener.Hl7Listener`` and ``capture.ReplaySource``.
+Used by ``serial_link.Link``, ``hl7_listener.Hl7Listener`` and ``replay_source.ReplaySource``.
 
 Must not import: serial, socket, threading (callers own locking), textual,
 chairside.store, chairside.alarms, chairside.service. Time only from the injected clock.
