@@ -304,3 +304,31 @@ def test_an_unsigned_file_says_so_on_its_report(tmp_path):
     out = tmp_path / "r.html"
     assert main(["export", str(p), "--format", "html", "--out", str(out)]) == 0
     assert "UNSIGNED" in out.read_text()
+
+
+def test_the_debrief_and_the_course_name_the_signing_key(tmp_path, own_keys, capsys):
+    """The other reports made from session files: ``debrief`` (md, html, jsonl header) and
+    ``course`` (table, json, csv, html) carry the fingerprint read from the key file; an
+    unsigned session in the course is named UNSIGNED."""
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    p = _record(folder / "a.chairside")
+    _record(folder / "b.chairside", signer=None)
+    priv = serialization.load_pem_private_key((own_keys / "installation.key").read_bytes(), password=None)
+    fp = _fp(priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    head = raw_rows(p)[-1][5]
+    capsys.readouterr()
+    for fmt in ("md", "html", "jsonl"):
+        assert main(["debrief", str(p), "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert fp in out and head in out, fmt
+    assert main(["debrief", str(p), "--format", "jsonl"]) == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert first["type"] == "header" and first["signing_keys"] == [fp] and first["last_hash"] == head
+    outs = {}
+    for fmt in ("table", "json", "csv", "html"):
+        assert main(["course", "P-0001", "--folder", str(folder), "--format", fmt]) == 0
+        outs[fmt] = capsys.readouterr().out
+        assert f"signed by installation key {fp}" in outs[fmt] and "UNSIGNED" in outs[fmt], fmt
+    rows = [json.loads(line) for line in outs["json"].splitlines()]
+    assert sorted(r["signing"].split(" (")[0] for r in rows) == sorted([f"signed by installation key {fp}", "UNSIGNED"])

@@ -75,6 +75,7 @@ class SessionSummary:
     rems_filed: bool = False
     rems_filed_by: str = ""
     last_hash: str = ""
+    signing: str = ""  # which installation key(s) signed the file, or UNSIGNED (store.VerifyResult.signing_text)
 
 
 def _iso(t: datetime | None) -> str:
@@ -107,6 +108,8 @@ def summarize(path: str | Path) -> SessionSummary:
         out.status, out.error = "damaged", f"{path}: no session_opened"
         return out
     out.last_hash = record.last_hash
+    if record.verified is not None:
+        out.signing = record.verified.signing_text()
     out.session_id, out.patient_id, out.protocol = s.session_id, s.patient_id, s.protocol
     out.opened, out.training, out.weight_kg = _iso(s.opened_t), s.training, s.weight_kg
     inf = state.infusion
@@ -269,14 +272,33 @@ def _table(rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
                      f"end to discharge-ready {_n(s.end_to_ready_min, ' min')}  "
                      f"interventions {', '.join(s.interventions) or 'none'}")
         lines.append(f"     outcomes {_flags(r)}")
+    lines += [f"{which}: {text}" for which, text in _signing(rows)]
     for d in damaged:
         lines.append(f"DAMAGED  {d.path}: {d.error}")
     return "\n".join(lines) + "\n"
 
 
+def _signing(rows: list[CourseRow]) -> list[tuple[str, str]]:
+    """The sessions grouped by what signed them: [("sessions #1-#6", "signed by installation key SHA256:..."), ...]."""
+    groups: dict[str, list[int]] = {}
+    for r in rows:
+        groups.setdefault(r.summary.signing or "signing not known", []).append(r.n)
+    out = []
+    for text, ns in groups.items():
+        ns = sorted(ns)
+        runs, start = [], ns[0]
+        for a, b in zip(ns, ns[1:] + [None]):
+            if b != a + 1:
+                runs.append(f"#{start}" if start == a else f"#{start}-#{a}")
+                start = b
+        out.append((("session " if len(ns) == 1 else "sessions ") + ", ".join(runs), text))
+    return out
+
+
 CSV_FIELDS = ["n", "planned", "opened", "protocol", "drug", "dose_mg", "dose_mg_kg", "peak_sbp", "peak_sbp_t",
               "peak_dbp", "lowest_spo2", "alarms_high", "alarms_medium", "alarms_low", "peak_cadss", "peak_nausea",
-              "interventions", "end_to_ready_min", "outcomes", "response", "remission", "status", "path"]
+              "interventions", "end_to_ready_min", "outcomes", "response", "remission", "status", "path",
+              "last_hash", "signing"]
 
 
 def _csv(rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
@@ -293,7 +315,8 @@ def _csv(rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
                     "interventions": "; ".join(s.interventions), "end_to_ready_min": s.end_to_ready_min,
                     "outcomes": json.dumps(s.outcomes, sort_keys=True),
                     "response": json.dumps(r.response, sort_keys=True),
-                    "remission": json.dumps(r.remission, sort_keys=True), "status": s.status, "path": s.path})
+                    "remission": json.dumps(r.remission, sort_keys=True), "status": s.status, "path": s.path,
+                    "last_hash": s.last_hash, "signing": s.signing})
     for d in damaged:
         w.writerow({"status": d.status, "path": d.path, "interventions": d.error})
     return buf.getvalue()
@@ -351,11 +374,13 @@ def _html(patient_id: str, rows: list[CourseRow], damaged: list[SessionSummary])
             _dose(s), f"{_n(s.peak_sbp)}/{_n(s.peak_dbp)}", _n(s.lowest_spo2, " %"), _alarms(s),
             _n(s.peak_cadss), _n(s.peak_nausea), _n(s.end_to_ready_min, " min"), _flags(r))) + "</tr>")
     bad = "".join(f"<li>DAMAGED {esc(d.path)}: {esc(d.error)}</li>" for d in damaged)
+    signing = "".join(f"<li>{esc(which)}: {esc(text)}</li>" for which, text in _signing(rows))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Course " + esc(patient_id) + "</title>"
             "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
             "padding:3px 6px;font-size:12px}</style></head><body>"
             f"<h1>Course of {esc(patient_id)}</h1>" + _svg_chart(rows) +
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (f"<h2>Signed by</h2><ul class='signing'>{signing}</ul>" if signing else "")
             + (f"<h2>Files that could not be read</h2><ul>{bad}</ul>" if bad else "") + "</body></html>\n")
 
 

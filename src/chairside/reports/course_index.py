@@ -30,7 +30,7 @@ __all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX"]
 INDEX_NAME = ".chairside-index.sqlite"
 PARALLEL_FROM = 32  # files to (re)read before the index uses every core
 SUFFIX = ".chairside"
-_VERSION = "1"
+_VERSION = "2"  # 2: summaries carry the signing key(s)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (

@@ -42,11 +42,15 @@ _HIDDEN_SIM = {"debrief", "seed", "patient", "truth"}  # shown in the header (or
 def load_debrief(path: str | Path, *, with_chart: bool = False) -> dict[str, Any]:
     """The debrief of a session file (``ValueError`` with the file named if unreadable)."""
     try:
-        events = read_session(path).events
+        record = read_session(path)
     except SessionFileError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
-    d = build_debrief(events, with_chart=with_chart)
+    d = build_debrief(record.events, with_chart=with_chart)
     d["header"]["file"] = str(path)
+    d["header"]["last_hash"] = record.last_hash
+    if record.verified is not None:  # the installation key(s) that signed the file (store/signing.py)
+        d["header"]["signing"] = record.verified.signing_text()
+        d["header"]["signing_keys"] = list(record.verified.keys) if record.verified.signed else []
     return d
 
 

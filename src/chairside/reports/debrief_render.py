@@ -101,7 +101,8 @@ def to_markdown(d: dict[str, Any]) -> str:
               f"- Opened {h['opened']}; staff {', '.join(h['staff'])}; entries by {', '.join(h['trainees'])}",
               f"- Times are from {h['time_zero_is']} ({h['time_zero']}); run length {_mmss(h['duration_s'])}"]
     if h.get("file"):
-        lines.append(f"- File {h['file']}")
+        lines.append(f"- File {h['file']}" + (f"; last event hash {h['last_hash']}" if h.get("last_hash") else "")
+                     + (f"; {h['signing']}" if h.get("signing") else ""))
     lines.append("")
     s = d["score"]
     lines.append("## Score")
@@ -200,6 +201,10 @@ def to_html(d: dict[str, Any], chart_svg: str | None = None) -> str:
     w.append(f"<p>Session {_e(h['session_id'])}, patient {_e(h['patient_id'])}, protocol {_e(h['protocol'])}; "
              f"entries by {_e(', '.join(h['trainees']))}. Times (m:ss) are from {_e(h['time_zero_is'])}; run length "
              f"{_e(_mmss(h['duration_s']))}.</p>")
+    if h.get("file"):
+        w.append(f"<p class=\"file\">File {_e(h['file'])}"
+                 + (f"; last event hash {_e(h['last_hash'])}" if h.get("last_hash") else "")
+                 + (f"; {_e(h['signing'])}" if h.get("signing") else "") + ".</p>")
     s = d["score"]
     if s is None:
         w.append("<p>Not a training run: no expected actions to score.</p>")
