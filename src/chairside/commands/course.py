@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with CourseIndex(folder) as index:
             summaries = index.refresh()
+            if args.patient_id:  # the rows shown are checked against their files' heads
+                summaries = index.confirm([s for s in summaries if s.patient_id == args.patient_id]) + [
+                    s for s in summaries if s.patient_id != args.patient_id]
             if args.verify_index:
                 problems = index.verify()
                 for p in problems:

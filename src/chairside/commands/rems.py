@@ -46,6 +46,9 @@ def _list(args: argparse.Namespace) -> int:
     try:
         with CourseIndex(folder) as index:
             summaries = index.refresh()
+            drugs = set(outcomes_data()["rems"]["drugs"])  # the rows that may be listed are checked against their heads
+            due = [s for s in summaries if s.drug in drugs and not s.rems_filed]
+            summaries = index.confirm(due) + [s for s in summaries if not (s.drug in drugs and not s.rems_filed)]
     except CourseError as exc:
         raise UsageError(str(exc)) from None
     today = args.today or WallClock().now().astimezone().date()  # the clinic's calendar day

@@ -3,7 +3,7 @@
 Owns: ``summarize(path)`` — one session file as one row of a course (date, protocol, dose,
 peak BP with its time, lowest SpO2, alarms by the highest priority each reached, peak
 CADSS and nausea, interventions, minutes from the infusion's end to discharge-ready, the
-outcome scores, the REMS form's filing), read through ``store.read_session`` and
+outcome scores, the REMS form's filing), read in one verified pass (``store.scan_session``) and
 ``domain.state.fold`` (a file that does not verify is a row marked damaged, never skipped);
 ``course_rows`` — a patient's rows in time order with infusion n of N and response and
 remission flags (``data/outcomes.toml``: a drop of at least 50 % from the course's first
@@ -30,8 +30,8 @@ from typing import Any
 from chairside.domain.dose import totals
 from chairside.domain.protocol import load_template
 from chairside.domain.state import fold
-from chairside.store import read_session
-from chairside.store.schema import SessionFileError
+from chairside.store import DamagedSessionFile, SessionFileError, scan_session
+from chairside.store.canonical import reading_time, reading_values
 
 __all__ = ["CourseRow", "SessionSummary", "course_rows", "outcomes_data", "rems_due", "render", "summarize"]
 
@@ -82,24 +82,33 @@ def _iso(t: datetime | None) -> str:
     return "" if t is None else t.isoformat()
 
 
+#: kinds the summary does not fold: the readings are scanned as bytes for their peaks, and a
+#: training run's own events change nothing clinical (``domain.state``)
+LIGHT_KINDS = frozenset({"readings_recorded", "training"})
+
+
 def summarize(path: str | Path) -> SessionSummary:
     """One session file as a course row; a file that cannot be read or does not verify is
-    a row with ``status`` damaged/unreadable and the reason, never an exception."""
+    a row with ``status`` damaged/unreadable and the reason, never an exception.
+
+    One verified pass (``store.scan_session``: the chain, readings digests and head as
+    ``verify`` checks them); the clinical events are folded (``domain.state.fold``), the
+    readings batches scanned as bytes for the peaks."""
     path = Path(path)
     out = SessionSummary(path=str(path))
     try:
-        record = read_session(path)
+        record = scan_session(path, LIGHT_KINDS)
+    except DamagedSessionFile as exc:
+        out.status, out.error = "damaged", str(exc).splitlines()[0]
+        return out
     except SessionFileError as exc:
-        out.status = "damaged" if "verify" in str(exc) or "chain" in str(exc) or "hash" in str(exc) else "unreadable"
-        out.error = str(exc).splitlines()[0]
+        out.status, out.error = "unreadable", str(exc).splitlines()[0]
         return out
     except (OSError, ValueError) as exc:
         out.status, out.error = "unreadable", f"{path}: {exc}"
         return out
     try:
-        # the readings feed no course figure through the state (they are scanned below): the
-        # fold skips them, which is a third of a 1-hour session's cost
-        state = fold(ev for ev in record.events if ev.kind != "readings_recorded")
+        state = fold(record.events)
     except ValueError as exc:
         out.status, out.error = "damaged", f"{path}: the record does not hold together: {exc}"
         return out
@@ -114,24 +123,33 @@ def summarize(path: str | Path) -> SessionSummary:
     out.opened, out.training, out.weight_kg = _iso(s.opened_t), s.training, s.weight_kg
     inf = state.infusion
     out.drug = inf.drug or _template_drug(s.protocol)
+    last_mono = max([state.last_mono or 0.0, *(float(b.get("mono") or 0.0) for b, _ in record.light)])
+    dose_mg: float | None = None
     if inf.segments:  # the record's own rate/pause arithmetic, stopping at the order (domain.dose)
-        given = totals(state, state.last_mono)
-        out.dose_mg = round(given.mg, 1)
+        given = totals(state, last_mono)
+        dose_mg = given.mg
         out.dose_mg_kg = None if given.mg_kg is None else round(given.mg_kg, 3)
+    dev = state.device_doses  # fixed-dose devices (esketamine): the dose is the devices given
+    if dev is not None and dev.count:
+        dose_mg = (dose_mg or 0.0) + dev.total_mg
+    out.dose_mg = None if dose_mg is None else round(dose_mg, 1)
+    sbp_t = dbp_t = None
+    for body, raw in record.light:
+        if raw is None:
+            continue
+        for param, value, valid, t in reading_values(raw):
+            if not valid or value is None:
+                continue
+            if param == "nibp_sys" and (out.peak_sbp is None or value > out.peak_sbp):
+                out.peak_sbp, sbp_t = value, (t, body.get("t"))
+            elif param == "nibp_dia" and (out.peak_dbp is None or value > out.peak_dbp):
+                out.peak_dbp, dbp_t = value, (t, body.get("t"))
+            elif param == "spo2" and (out.lowest_spo2 is None or value < out.lowest_spo2):
+                out.lowest_spo2 = value
+    out.peak_sbp_t, out.peak_dbp_t = _reading_iso(sbp_t), _reading_iso(dbp_t)
     for ev in record.events:
         k = ev.kind
-        if k == "readings_recorded":
-            for r in ev.readings:
-                if not r.valid or r.value is None:
-                    continue
-                t = _iso(r.time or ev.t)
-                if r.param == "nibp_sys" and (out.peak_sbp is None or r.value > out.peak_sbp):
-                    out.peak_sbp, out.peak_sbp_t = r.value, t
-                elif r.param == "nibp_dia" and (out.peak_dbp is None or r.value > out.peak_dbp):
-                    out.peak_dbp, out.peak_dbp_t = r.value, t
-                elif r.param == "spo2" and (out.lowest_spo2 is None or r.value < out.lowest_spo2):
-                    out.lowest_spo2 = r.value
-        elif k == "session_closed":
+        if k == "session_closed":
             out.closed = _iso(ev.t)
         elif k == "rems_form_filed":
             out.rems_filed, out.rems_filed_by = True, ev.by
@@ -158,6 +176,17 @@ def summarize(path: str | Path) -> SessionSummary:
     return out
 
 
+def _reading_iso(found: tuple[int | str | None, str | None] | None) -> str:
+    """The peak's time: the reading's own (device, else received), else its batch's event time."""
+    if found is None:
+        return ""
+    t, event_t = found
+    when = reading_time(t)
+    if when is not None:
+        return when.isoformat()
+    return "" if not event_t else datetime.fromisoformat(event_t.replace("Z", "+00:00")).isoformat()
+
+
 def _template_drug(protocol: str) -> str:
     try:
         return load_template(protocol).dosing.drug
@@ -170,9 +199,8 @@ def _planned(protocol: str) -> int | None:
         tpl = load_template(protocol)
     except (ValueError, OSError, KeyError):
         return None
-    course = getattr(tpl, "course", None)
-    n = getattr(course, "planned_infusions", None) if course is not None else None
-    return int(n) if n else None
+    course = tpl.course  # the template's planned count of sessions (data/protocols, with its source)
+    return None if course is None else int(course.planned_sessions)
 
 
 @dataclass
@@ -279,19 +307,23 @@ def _table(rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
 
 
 def _signing(rows: list[CourseRow]) -> list[tuple[str, str]]:
-    """The sessions grouped by what signed them: [("sessions #1-#6", "signed by installation key SHA256:..."), ...]."""
-    groups: dict[str, list[int]] = {}
+    """The sessions grouped by what signed them: [("sessions #1-#6", "signed by installation key SHA256:..."), ...]
+    (a session without a dose, which has no infusion number, is named by its date)."""
+    groups: dict[str, list[CourseRow]] = {}
     for r in rows:
-        groups.setdefault(r.summary.signing or "signing not known", []).append(r.n)
+        groups.setdefault(r.summary.signing or "signing not known", []).append(r)
     out = []
-    for text, ns in groups.items():
-        ns = sorted(ns)
-        runs, start = [], ns[0]
-        for a, b in zip(ns, ns[1:] + [None]):
-            if b != a + 1:
-                runs.append(f"#{start}" if start == a else f"#{start}-#{a}")
-                start = b
-        out.append((("session " if len(ns) == 1 else "sessions ") + ", ".join(runs), text))
+    for text, group in groups.items():
+        ns = sorted(r.n for r in group if r.n is not None)
+        runs = []
+        if ns:
+            start = ns[0]
+            for a, b in zip(ns, [*ns[1:], None]):
+                if b != a + 1:
+                    runs.append(f"#{start}" if start == a else f"#{start}-#{a}")
+                    start = b
+        runs += [f"of {r.summary.opened[:10]}" for r in group if r.n is None]
+        out.append((("session " if len(group) == 1 else "sessions ") + ", ".join(runs), text))
     return out
 
 

@@ -2,18 +2,27 @@
 do not read every file each time.
 
 Owns: ``CourseIndex`` — a small SQLite file beside the sessions (``.chairside-index.sqlite``,
-created 0600) holding each file's size, modification time and its course summary
-(``chairside.reports.course.summarize``); ``refresh()`` re-reads only files whose size or
-mtime changed, adds new ones and forgets removed ones; ``verify()`` checks every row
-against its file (present, same size and time, same head hash of the verified chain);
-``CourseError`` for a folder that cannot be read (one line naming it). A folder the index
-cannot be written to is still served, from an index in memory.
+created 0600) holding each file's identity (device, inode, size, modification and change
+times), the head hash of its verified chain, and its course summary
+(``chairside.reports.course.summarize``), each row sealed with an HMAC-SHA256 under this
+installation's index key (``index_key``: 32 random bytes in the user's data folder, 0600,
+never in the session folder). ``refresh()`` trusts a row only when its seal verifies and
+the file's identity is unchanged; any other row (a file added, changed, replaced, a row
+edited or copied from another folder, a key that changed) is recomputed from the file.
+``confirm()`` re-reads the head hash of the rows a view is about to show and recomputes
+those that differ. ``verify()`` checks every row against its file (seal, identity, the
+whole chain re-verified, same head hash). ``CourseError`` for a folder that cannot be read
+(one line naming it). A folder the index cannot be written to is still served, from an
+index in memory.
 Must not import: textual, chairside.ui, chairside.service, chairside.transport.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import multiprocessing
 import os
 import sqlite3
@@ -25,16 +34,19 @@ from chairside.reports.course import SessionSummary, summarize
 from chairside.store import SessionFile
 from chairside.store.schema import SessionFileError
 
-__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX"]
+__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX", "index_key"]
+
+log = logging.getLogger(__name__)
 
 INDEX_NAME = ".chairside-index.sqlite"
+KEY_NAME = "index.key"
 PARALLEL_FROM = 32  # files to (re)read before the index uses every core
 SUFFIX = ".chairside"
-_VERSION = "2"  # 2: summaries carry the signing key(s)
+_VERSION = "3"  # 2: summaries carry the signing key(s); 3: rows keyed by file identity, head hash, sealed
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    name TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, summary TEXT NOT NULL
+    name TEXT PRIMARY KEY, identity TEXT NOT NULL, head TEXT NOT NULL, summary TEXT NOT NULL, seal TEXT NOT NULL
 );
 """
 
@@ -43,15 +55,52 @@ class CourseError(Exception):
     """The session folder cannot be used (the message names it and why)."""
 
 
+def index_key(folder: Path | None = None) -> bytes | None:
+    """This installation's key for sealing index rows: ``<user data folder>/chairside/index.key``
+    (or ``folder``), created on first use (32 random bytes, hex, 0600). None when it can be
+    neither read nor made: then no stored row is trusted (every file is read)."""
+    if folder is None:
+        import platformdirs
+
+        folder = platformdirs.user_data_path("chairside")
+    path = folder / KEY_NAME
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        log.warning("course index: the key %s cannot be read (%s): no index row is trusted", path, exc)
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    except FileExistsError:  # another process made it first: use theirs
+        pass
+    except OSError as exc:
+        log.warning("course index: cannot make the key %s (%s): no index row is trusted", path, exc)
+        return None
+    return index_key(folder)
+
+
+def _identity(st: os.stat_result) -> str:
+    """What says the file is the one that was read: a rewrite, a copy over it, a rename onto
+    it or a restored mtime all change the inode or the change time."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
 class CourseIndex:
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, key: bytes | None | str = "default") -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise CourseError(f"{self.folder}: no such folder")
         if not os.access(self.folder, os.R_OK | os.X_OK):
             raise CourseError(f"{self.folder}: cannot read the folder (permission denied)")
+        self.key: bytes | None = index_key() if key == "default" else key  # type: ignore[assignment]
         self.path = self.folder / INDEX_NAME
         self.in_memory = False
+        self.recomputed = 0  # files read by the last refresh/confirm (tests, bench)
         self.con = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -63,7 +112,8 @@ class CourseIndex:
             con.executescript(_SCHEMA)
             row = con.execute("SELECT value FROM meta WHERE key='version'").fetchone()
             if row is None or row[0] != _VERSION:
-                con.execute("DELETE FROM files")
+                con.execute("DROP TABLE IF EXISTS files")
+                con.executescript(_SCHEMA)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (_VERSION,))
             con.commit()
             return con
@@ -82,6 +132,22 @@ class CourseIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ seals
+    def _seal(self, name: str, identity: str, head: str, summary: str) -> str:
+        if self.key is None:
+            return ""
+        msg = "\x00".join((_VERSION, name, identity, head, summary)).encode("utf-8")
+        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
+
+    def _sealed(self, name: str, identity: str, head: str, summary: str, seal: str) -> bool:
+        return self.key is not None and hmac.compare_digest(self._seal(name, identity, head, summary), seal)
+
+    def _store(self, name: str, st: os.stat_result, summary: SessionSummary) -> None:
+        ident, text = _identity(st), json.dumps(asdict(summary), sort_keys=True)
+        self.con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                         (name, ident, summary.last_hash, text, self._seal(name, ident, summary.last_hash, text)))
+
+    # ------------------------------------------------------------------ the folder
     def _files(self) -> dict[str, os.stat_result]:
         try:
             names = sorted(p.name for p in self.folder.iterdir() if p.name.endswith(SUFFIX))
@@ -97,42 +163,80 @@ class CourseIndex:
                 out[name] = st
         return out
 
-    def refresh(self) -> list[SessionSummary]:
-        """Bring the index up to date with the folder; every file's summary, by name."""
-        files = self._files()
-        known = {name: (size, mtime) for name, size, mtime in
-                 self.con.execute("SELECT name, size, mtime_ns FROM files")}
-        for gone in set(known) - set(files):
-            self.con.execute("DELETE FROM files WHERE name = ?", (gone,))
-        todo = [name for name, st in files.items() if known.get(name) != (st.st_size, st.st_mtime_ns)]
-        paths = [self.folder / name for name in todo]
-        if len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-            ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+    def _summarize(self, names: list[str], parallel: bool) -> list[SessionSummary]:
+        paths = [self.folder / name for name in names]
+        if parallel and len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 and hasattr(os, "fork"):
+            ctx = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx) as pool:
-                results = list(pool.map(summarize, paths, chunksize=16))
-        else:
-            results = [summarize(p) for p in paths]
-        for name, summary in zip(todo, results):
-            st = files[name]
-            self.con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                             (name, st.st_size, st.st_mtime_ns, json.dumps(asdict(summary))))
+                return list(pool.map(summarize, paths, chunksize=16))
+        return [summarize(p) for p in paths]
+
+    def refresh(self, *, parallel: bool = True) -> list[SessionSummary]:
+        """Bring the index up to date with the folder; every file's summary, by name.
+
+        A row is reused only when its seal verifies and the file's identity is the one it
+        was read with; every other file is read again. ``parallel``: use every core for a
+        large first index (a forked process pool: not from a process with threads, such as
+        the console)."""
+        files = self._files()
+        rows = {name: (ident, head, text, seal) for name, ident, head, text, seal in
+                self.con.execute("SELECT name, identity, head, summary, seal FROM files")}
+        for gone in set(rows) - set(files):
+            self.con.execute("DELETE FROM files WHERE name = ?", (gone,))
+        todo = []
+        for name, st in files.items():
+            row = rows.get(name)
+            if row is None or row[0] != _identity(st) or not self._sealed(name, *row):
+                todo.append(name)
+        self.recomputed = len(todo)
+        for name, summary in zip(todo, self._summarize(todo, parallel)):
+            self._store(name, files[name], summary)
         self.con.commit()
         return self.summaries()
 
     def summaries(self) -> list[SessionSummary]:
-        return [SessionSummary(**json.loads(text)) for (text,) in
-                self.con.execute("SELECT summary FROM files ORDER BY name")]
+        """Every row whose seal verifies (a row that does not is never shown)."""
+        out = []
+        for name, ident, head, text, seal in self.con.execute(
+                "SELECT name, identity, head, summary, seal FROM files ORDER BY name"):
+            if self._sealed(name, ident, head, text, seal):
+                out.append(SessionSummary(**json.loads(text)))
+        return out
+
+    def confirm(self, summaries: list[SessionSummary]) -> list[SessionSummary]:
+        """The rows a view shows, each checked against its file's head hash (one small read
+        per file): a file whose head differs from the row's is read again."""
+        out = []
+        self.recomputed = 0
+        for s in summaries:
+            name = Path(s.path).name
+            if s.status == "ok" and _head(self.folder / name) != s.last_hash:
+                try:
+                    st = (self.folder / name).stat()
+                except OSError:
+                    st = None
+                s = summarize(self.folder / name)
+                self.recomputed += 1
+                if st is not None:
+                    self._store(name, st, s)
+            out.append(s)
+        self.con.commit()
+        return out
 
     def verify(self) -> list[str]:
         """Rows that no longer match their files (each a line naming the file and why)."""
         problems = []
         files = self._files()
-        for name, size, mtime, text in self.con.execute("SELECT name, size, mtime_ns, summary FROM files"):
+        for name, ident, head, text, seal in self.con.execute(
+                "SELECT name, identity, head, summary, seal FROM files"):
             st = files.get(name)
             if st is None:
                 problems.append(f"{self.folder / name}: indexed but no longer in the folder")
                 continue
-            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            if not self._sealed(name, ident, head, text, seal):
+                problems.append(f"{self.folder / name}: the index row's seal does not verify (edited, or another key)")
+                continue
+            if ident != _identity(st):
                 problems.append(f"{self.folder / name}: changed since it was indexed")
                 continue
             summary = json.loads(text)
@@ -140,12 +244,27 @@ class CourseIndex:
                 continue
             try:
                 with SessionFile.open(self.folder / name, readonly=True) as f:
-                    head = f.last_hash
+                    last = f.last_hash
             except SessionFileError as exc:
                 problems.append(f"{self.folder / name}: indexed as intact but {exc}")
                 continue
-            if head != summary["last_hash"]:
+            if last != head or last != summary["last_hash"]:
                 problems.append(f"{self.folder / name}: head hash differs from the index")
         for name in set(files) - {n for (n,) in self.con.execute("SELECT name FROM files")}:
             problems.append(f"{self.folder / name}: in the folder but not indexed")
         return problems
+
+
+def _head(path: Path) -> str | None:
+    """The head hash a session file records (meta), without walking it; None if unreadable."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'head_hash'").fetchone()
+        return None if row is None else str(row[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()

@@ -6,7 +6,8 @@ textual, serial, chairside.transport, chairside.alarms, chairside.service.
 
 Public API: :class:`SessionFile` (create/open/append/append_readings/flush/tick/retry/
 events/readings/state/last_hash/degraded/close), :func:`read_session` -> :class:`SessionRecord`
-(a whole file for a reader, verified and read once), :func:`verify` -> :class:`VerifyResult`,
+(a whole file for a reader, verified and read once), :func:`scan_session` -> :class:`SessionScan`
+(the same verified pass for a summary: readings left as bytes), :func:`verify` -> :class:`VerifyResult`,
 and the errors :class:`SessionFileError` (base), :class:`NotASessionFile`,
 :class:`DamagedSessionFile`, :class:`SessionFileBusy`. The byte forms that are hashed are
 documented in :mod:`chairside.store.canonical`; the layout in :mod:`chairside.store.schema`.
@@ -18,7 +19,7 @@ from chairside.store.schema import (
     SessionFileBusy,
     SessionFileError,
 )
-from chairside.store.session_file import SessionFile, SessionRecord, read_session
+from chairside.store.session_file import SessionFile, SessionRecord, SessionScan, read_session, scan_session
 from chairside.store.verify import VerifyResult, verify
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "SessionFileBusy",
     "SessionFileError",
     "SessionRecord",
+    "SessionScan",
     "VerifyResult",
     "read_session",
+    "scan_session",
     "verify",
 ]

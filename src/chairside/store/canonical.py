@@ -220,6 +220,20 @@ def decode_readings(data: bytes) -> list[Reading]:
     return out
 
 
+def reading_values(data: bytes) -> list[tuple[str, float | None, bool, int | str | None]]:
+    """``(param, value, valid, time)`` of each reading of a batch's canonical bytes, without
+    building ``Reading`` objects (a summary scanning an hour of readings for its peaks);
+    ``time`` is the row's device time, else its receive time, still in the stored form:
+    ``reading_time`` turns it into a datetime."""
+    return [(row[0], row[1], row[3], row[5] if row[5] is not None else row[6])
+            for row in json.loads(data.decode("utf-8"))]
+
+
+def reading_time(v: int | str | None) -> datetime | None:
+    """A stored reading time (``reading_values``) as a datetime (UTC when it was aware)."""
+    return _untime(v)
+
+
 def compress(data: bytes) -> bytes:
     # small batches (1 Hz monitoring) squeeze well and cost little; big bursts favour speed
     return zlib.compress(data, 6 if len(data) < 65536 else 1)

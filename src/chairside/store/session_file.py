@@ -897,3 +897,42 @@ def _unlock(fd: int | None) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+@dataclass(frozen=True)
+class SessionScan:
+    """A session file as a summary reader wants it (``scan_session``): the events it folds,
+    validated; the light kinds' bodies and readings bytes; and the hash of the last event."""
+
+    path: Path
+    events: list[Any]  # validated events of every kind not in ``light``, in seq order
+    light: list[tuple[dict[str, Any], bytes | None]]  # (body, canonical readings bytes or None)
+    last_hash: str
+    verified: VerifyResult | None = None  # signed or not, and by which keys (as ``SessionRecord``)
+
+
+def scan_session(path: str | Path, light: frozenset[str]) -> SessionScan:
+    """One verified pass over a session file for a summary (the course index): the hash
+    chain, seq order, readings digests and head are checked for every event as
+    ``verify`` does; events of the ``light`` kinds (readings batches, training events) are
+    not re-encoded nor validated as models (``walk``'s light mode) and come back as bodies
+    with their readings still as canonical bytes (``canonical.reading_values``). A missing,
+    foreign or damaged file raises the one-line :class:`SessionFileError` of ``open``."""
+    path = Path(path)
+    sniff(path)
+    try:
+        con = connect_readonly(path)
+    except sqlite3.Error as exc:
+        raise NotASessionFile(f"{path}: cannot open as a session file ({exc})") from None
+    kept: list[tuple[Any, bytes | None]] = []
+    try:
+        result, _info = walk(con, path, keep=kept, light=light)
+    finally:
+        con.close()
+    if not result.ok:
+        raise DamagedSessionFile(
+            f"{path}: damaged at event seq {result.first_bad_seq}: {result.reason}; "
+            "nothing was changed (see `chairside verify`)", result)
+    events = [ev for ev, _raw in kept if not isinstance(ev, dict)]
+    bodies = [(ev, raw) for ev, raw in kept if isinstance(ev, dict)]
+    return SessionScan(path=path, events=events, light=bodies, last_hash=result.last_hash, verified=result)

@@ -198,7 +198,7 @@ class _Damaged(Exception):
 
 def walk(con: sqlite3.Connection, path: Path,
          keep: list[tuple[Any, bytes | None]] | None = None,
-         signatures: str = "head") -> tuple[VerifyResult, WalkInfo]:
+         signatures: str = "head", light: frozenset[str] = frozenset()) -> tuple[VerifyResult, WalkInfo]:
     """Walk every event in seq order, checking chain, bodies, readings, head and signatures
     (``signatures``: ``"all"`` or ``"head"``, see the module docstring).
 
@@ -206,6 +206,11 @@ def walk(con: sqlite3.Connection, path: Path,
     verifies (the event as validated, its readings still to decode), so that a reader who
     wants them all (a replay) does not read and validate the file a second time. On a
     damaged file it holds the intact prefix; callers use it only when the walk is ok.
+
+    ``light``: kinds a summary reader does not fold (readings batches, training events):
+    their chain hash, seq, kind/t columns, readings digest and count are checked as for any
+    event, but the body is not re-encoded to prove it canonical nor validated as an event
+    model, and ``keep`` gets the body as a dict. ``verify`` never passes it.
     """
     info = WalkInfo()
     try:
@@ -261,14 +266,15 @@ def walk(con: sqlite3.Connection, path: Path,
                 return bad(seq, f"body is not JSON ({exc})")
             if not isinstance(body_obj, dict):
                 return bad(seq, "body is not a JSON object")
-            if canonical_json(body_obj) != body_bytes:
+            is_light = kind in light
+            if not is_light and canonical_json(body_obj) != body_bytes:
                 return bad(seq, "body is not in canonical form")
             if body_obj.get("seq") != seq:
                 return bad(seq, f"body says seq {body_obj.get('seq')!r}: event moved (reordered)")
             if body_obj.get("kind") != kind or body_obj.get("t") != t:
                 return bad(seq, "kind/t columns do not match the body")
             try:
-                event = EventAdapter.validate_python(body_obj)
+                event = body_obj if is_light else EventAdapter.validate_python(body_obj)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 loc = ".".join(str(x) for x in first.get("loc", ()))
