@@ -168,8 +168,10 @@ def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> 
         replay.append(Path(path))
         app.exit()
 
+    from chairside.reports.course_index import lookup as course  # the course line and view (issue 19)
+
     app = create_app(svc, svc.clock, settings, bell=bell, start_defaults=defaults, replay_hook=open_replay,
-                     audio="auto")
+                     audio="auto", course=course)
 
     def close_if_signalled() -> None:
         if signalled and svc.session_open:

@@ -8,7 +8,9 @@ outcome scores, the REMS form's filing), read in one verified pass (``store.scan
 ``course_rows`` — a patient's rows in time order with infusion n of N and response and
 remission flags (``data/outcomes.toml``: a drop of at least 50 % from the course's first
 score on the same scale; PHQ-9 below 5, MADRS at most 10 [P]); ``rems_due`` — esketamine
-sessions whose REMS form is not filed, with calendar days left of the window; the
+sessions whose REMS form is not filed, with calendar days left of the window;
+``course_view``/``course_line`` — what the console shows when a session opens (the one-line
+summary and the table of ``table_cells``, the same cells as the HTML report); the
 renderings (table, JSON lines, CSV, HTML with one chart of outcome scores and peak SBP).
 Must not import: textual, chairside.ui, chairside.service, chairside.transport.
 """
@@ -27,13 +29,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chairside.domain.course import course_position
 from chairside.domain.dose import totals
 from chairside.domain.protocol import load_template
 from chairside.domain.state import fold
 from chairside.store import DamagedSessionFile, SessionFileError, scan_session
 from chairside.store.canonical import reading_time, reading_values
 
-__all__ = ["CourseRow", "SessionSummary", "course_rows", "outcomes_data", "rems_due", "render", "summarize"]
+__all__ = ["CourseRow", "CourseView", "SessionSummary", "course_line", "course_parts", "course_rows", "course_view", "outcomes_data",
+           "rems_due", "render", "summarize", "table_cells"]
 
 PRIORITIES = ("high", "medium", "low")
 
@@ -225,16 +229,23 @@ def _remits(scale: str, score: float) -> bool | None:
     return score <= rule["at_most"]
 
 
+def _dosed(s: SessionSummary) -> dict[str, Any]:
+    return {"protocol": s.protocol, "dosed": bool(s.dose_mg)}
+
+
 def course_rows(summaries: list[SessionSummary], patient_id: str) -> list[CourseRow]:
-    """The patient's sessions in time order (damaged ones keep their place by file time at
-    the end), numbered, with response and remission per outcome scale."""
+    """The patient's readable sessions in time order, with response and remission per
+    outcome scale. A session's infusion number is the course's rule (``domain.course.
+    course_position``, as recorded in ``session_opened``): the n-th dosed session of its
+    protocol; a session without a dose has none."""
     mine = [s for s in summaries if s.patient_id == patient_id and s.status == "ok"]
     mine.sort(key=lambda s: s.opened)
     drop = float(outcomes_data()["response"]["drop_fraction"])
     first: dict[str, float] = {}
     rows = []
-    for i, s in enumerate(mine, start=1):
-        row = CourseRow(s, n=i, planned=_planned(s.protocol))
+    for i, s in enumerate(mine):
+        n = course_position([_dosed(e) for e in mine[:i]], s.protocol, None)[0] if s.dose_mg else None
+        row = CourseRow(s, n=n, planned=_planned(s.protocol))
         for scale, score in s.outcomes.items():
             first.setdefault(scale, score)
             base = first[scale]
@@ -244,6 +255,96 @@ def course_rows(summaries: list[SessionSummary], patient_id: str) -> list[Course
                 row.remission[scale] = rem
         rows.append(row)
     return rows
+
+
+@dataclass
+class CourseView:
+    """What the console shows of a patient's course when a session opens: the earlier
+    sessions' rows, the files of the folder that could not be read, the one-line summary
+    (``course_line``) and the table (``table_cells``); ``error``: the folder itself could
+    not be read (one line)."""
+
+    patient_id: str
+    rows: list[CourseRow] = field(default_factory=list)
+    damaged: list[SessionSummary] = field(default_factory=list)
+    line: str = ""
+    parts: list[tuple[str, ...]] = field(default_factory=list)  # the line's parts, longest wording first
+    headers: list[str] = field(default_factory=list)
+    cells: list[list[str]] = field(default_factory=list)
+    error: str = ""
+
+
+def course_view(summaries: list[SessionSummary], patient_id: str, *, session_id: str = "",
+                before: datetime | None = None, protocol: str = "") -> CourseView:
+    """The course as it stands when session ``session_id`` (protocol ``protocol``) opens:
+    the patient's sessions opened before it (the session itself left out)."""
+    earlier = [s for s in summaries if s.session_id != session_id or not session_id]
+    if before is not None:
+        earlier = [s for s in earlier if s.status != "ok" or datetime.fromisoformat(s.opened) < before]
+    rows = course_rows(earlier, patient_id)
+    damaged = [s for s in summaries if s.status != "ok"]
+    headers, cells = table_cells(rows)
+    parts = course_parts(rows, damaged, protocol=protocol, patient_id=patient_id)
+    return CourseView(patient_id, rows, damaged, " · ".join(p[0] for p in parts), parts, headers, cells)
+
+
+def _short(scale: str) -> str:
+    try:
+        from chairside.domain.scales import get_scale
+
+        return get_scale(scale).short or scale
+    except (KeyError, ValueError):
+        return scale
+
+
+def course_parts(rows: list[CourseRow], damaged: list[SessionSummary], *, protocol: str = "",
+                 patient_id: str = "") -> list[tuple[str, ...]]:
+    """The course line's parts, each as wordings from the longest to the shortest (the console
+    fits them to its width): this session's infusion n of N, the last session's dose, peak
+    BP and peak CADSS, the latest score of each outcome scale with its change from the score
+    before (and response/remission); the files that could not be read, named. [] when there
+    is nothing earlier and nothing damaged."""
+    parts: list[tuple[str, ...]] = []
+    if rows:
+        protocol = protocol or rows[-1].summary.protocol
+        n, _ = course_position([_dosed(r.summary) for r in rows], protocol, None)
+        planned = _planned(protocol)
+        last = rows[-1].summary
+        parts.append((f"Course: infusion {n}" + (f" of {planned}" if planned else ""),
+                      f"Course: inf. {n}" + (f"/{planned}" if planned else "")))
+        short_dose = _dose(last).split(" (")[0]
+        parts.append((f"last {last.opened[:10]}: {_dose(last)}", f"last {last.opened[5:10]}: {short_dose}", short_dose))
+        parts.append((f"peak BP {_n(last.peak_sbp)}/{_n(last.peak_dbp)}", f"BP {_n(last.peak_sbp)}/{_n(last.peak_dbp)}"))
+        parts.append((f"CADSS {_n(last.peak_cadss)}",))
+        for scale in outcomes_data()["response"]["scales"]:
+            scored = [r for r in rows if scale in r.summary.outcomes]
+            if not scored:
+                continue
+            now = scored[-1].summary.outcomes[scale]
+            head = f"{_short(scale)} {now:g}"
+            if len(scored) == 1:
+                parts.append((head,))
+                continue
+            d = now - scored[-2].summary.outcomes[scale]
+            trend = "=" if d == 0 else f"{'↓' if d < 0 else '↑'}{abs(d):g}"
+            tags = [w for w, flags in (("response", scored[-1].response), ("remission", scored[-1].remission))
+                    if flags.get(scale)]
+            parts.append((f"{head} ({trend} from the one before" + "".join(f"; {t}" for t in tags) + ")",
+                          f"{head} {trend}" + "".join(f" {t}" for t in tags), f"{head} {trend}"))
+    elif damaged:
+        parts.append((f"Course: no earlier readable session of {patient_id} in the folder", "Course: none readable"))
+    if damaged:
+        names = ", ".join(Path(d.path).name for d in damaged[:3]) + (" …" if len(damaged) > 3 else "")
+        k = len(damaged)
+        parts.append((f"{k} file{'s' if k != 1 else ''} cannot be read: {names}", f"{k} unreadable: {names}",
+                      f"{k} unreadable"))
+    return parts
+
+
+def course_line(rows: list[CourseRow], damaged: list[SessionSummary], *, protocol: str = "",
+                patient_id: str = "") -> str:
+    """The course line in full (``course_parts``' longest wordings); "" when there is nothing."""
+    return " · ".join(p[0] for p in course_parts(rows, damaged, protocol=protocol, patient_id=patient_id))
 
 
 def rems_due(summaries: list[SessionSummary], today: date) -> list[dict[str, Any]]:
@@ -292,7 +393,7 @@ def _table(rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
     lines = []
     for r in rows:
         s = r.summary
-        n = f"{r.n}" + (f" of {r.planned}" if r.planned else "")
+        n = "—" if r.n is None else f"{r.n}" + (f" of {r.planned}" if r.planned else "")
         lines.append(f"#{n}  {s.opened[:16].replace('T', ' ')}  {s.protocol}  dose {_dose(s)}")
         lines.append(f"     peak BP {_n(s.peak_sbp)}/{_n(s.peak_dbp)} at {s.peak_sbp_t[11:16] or '—'}  "
                      f"lowest SpO2 {_n(s.lowest_spo2, ' %')}  alarms {_alarms(s)}")
@@ -394,17 +495,27 @@ def _svg_chart(rows: list[CourseRow]) -> str:
     return "".join(parts)
 
 
-def _html(patient_id: str, rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
-    esc = html.escape
-    head = ("<th>#</th><th>date</th><th>protocol</th><th>dose</th><th>peak BP</th><th>lowest SpO2</th>"
-            "<th>alarms</th><th>peak CADSS</th><th>peak nausea</th><th>end → ready</th><th>outcomes</th>")
-    body = []
+TABLE_HEADERS = ["#", "date", "protocol", "dose", "peak BP", "lowest SpO2", "alarms", "peak CADSS",
+                 "peak nausea", "end → ready", "outcomes"]
+
+
+def table_cells(rows: list[CourseRow]) -> tuple[list[str], list[list[str]]]:
+    """The course table's headers and cells (the HTML report and the console's course view)."""
+    cells = []
     for r in rows:
         s = r.summary
-        body.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
-            f"{r.n}" + (f" of {r.planned}" if r.planned else ""), s.opened[:16].replace("T", " "), s.protocol,
-            _dose(s), f"{_n(s.peak_sbp)}/{_n(s.peak_dbp)}", _n(s.lowest_spo2, " %"), _alarms(s),
-            _n(s.peak_cadss), _n(s.peak_nausea), _n(s.end_to_ready_min, " min"), _flags(r))) + "</tr>")
+        n = "—" if r.n is None else f"{r.n}" + (f" of {r.planned}" if r.planned else "")
+        cells.append([n, s.opened[:16].replace("T", " "), s.protocol, _dose(s), f"{_n(s.peak_sbp)}/{_n(s.peak_dbp)}",
+                      _n(s.lowest_spo2, " %"), _alarms(s), _n(s.peak_cadss), _n(s.peak_nausea),
+                      _n(s.end_to_ready_min, " min"), _flags(r)])
+    return list(TABLE_HEADERS), cells
+
+
+def _html(patient_id: str, rows: list[CourseRow], damaged: list[SessionSummary]) -> str:
+    esc = html.escape
+    headers, cells = table_cells(rows)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells]
     bad = "".join(f"<li>DAMAGED {esc(d.path)}: {esc(d.error)}</li>" for d in damaged)
     signing = "".join(f"<li>{esc(which)}: {esc(text)}</li>" for which, text in _signing(rows))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Course " + esc(patient_id) + "</title>"

@@ -12,8 +12,8 @@ edited or copied from another folder, a key that changed) is recomputed from the
 ``confirm()`` re-reads the head hash of the rows a view is about to show and recomputes
 those that differ. ``verify()`` checks every row against its file (seal, identity, the
 whole chain re-verified, same head hash). ``CourseError`` for a folder that cannot be read
-(one line naming it). A folder the index cannot be written to is still served, from an
-index in memory.
+(one line naming it). ``lookup`` — the console's course view of one patient (never raises).
+A folder the index cannot be written to is still served, from an index in memory.
 Must not import: textual, chairside.ui, chairside.service, chairside.transport.
 """
 
@@ -28,13 +28,14 @@ import os
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
-from chairside.reports.course import SessionSummary, summarize
+from chairside.reports.course import CourseView, SessionSummary, course_view, summarize
 from chairside.store import SessionFile
 from chairside.store.schema import SessionFileError
 
-__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX", "index_key"]
+__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX", "index_key", "lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,24 @@ class CourseIndex:
         for name in set(files) - {n for (n,) in self.con.execute("SELECT name FROM files")}:
             problems.append(f"{self.folder / name}: in the folder but not indexed")
         return problems
+
+
+def lookup(folder: str | Path, patient_id: str, *, session_id: str = "", before: datetime | None = None,
+           protocol: str = "", key: bytes | None | str = "default") -> CourseView:
+    """The console's course (``chairside.reports.course.course_view``) of ``patient_id`` from
+    the folder's index, the patient's rows confirmed against their files; never raises for
+    a file or a folder (a folder that cannot be read gives a view with ``error``). Runs in
+    the caller's thread (no process pool: the console calls it from a thread worker)."""
+    try:
+        with CourseIndex(folder, key=key) as index:
+            summaries = index.refresh(parallel=False)
+            mine = index.confirm([s for s in summaries if s.patient_id == patient_id])
+            summaries = mine + [s for s in summaries if s.patient_id != patient_id]
+    except CourseError as exc:
+        return CourseView(patient_id, error=f"Course: {exc}")
+    except (OSError, sqlite3.Error) as exc:
+        return CourseView(patient_id, error=f"Course: {folder}: the index cannot be used ({exc})")
+    return course_view(summaries, patient_id, session_id=session_id, before=before, protocol=protocol)
 
 
 def _head(path: Path) -> str | None:

@@ -221,7 +221,15 @@ class MonitorService:
                      weight_source: str = "measured", weight_confirmed_by: str | None = None,
                      protocol: str | None = None, path: Path | str | None = None,
                      training: bool = False) -> Path:
-        """Create the session file and record ``session_opened`` (durable on return)."""
+        """Create the session file and record ``session_opened`` (durable on return).
+
+        The earlier sessions of the pseudonym are read first, outside the pump's lock: the
+        readings and the alarms go on while the folder is read."""
+        if self.session_open:
+            raise CommandRefused("a session is already open")
+        folder = Path(path).parent if path else self.session_dir
+        course_n, planned, previous = self._course(patient_id.strip(), folder, Path(path) if path else None,
+                                                   self.clock.now(), protocol or self.protocol_name)
         with self._pump.lock:
             if self.session_open:
                 raise CommandRefused("a session is already open")
@@ -234,7 +242,6 @@ class MonitorService:
             if protocol:
                 self._rec.use_protocol(protocol)
                 opened = opened.model_copy(update={"protocol": self._rec.protocol_name})
-            course_n, planned, previous = self._course(opened.patient_id, target, now)
             opened = opened.model_copy(update={"course_n": course_n, "course_planned": planned, "previous": previous})
             self._rec.mono_origin = self.clock.monotonic()
             first = self._rec.start_record(opened, target)
@@ -247,22 +254,28 @@ class MonitorService:
         log.info("session opened: %s (protocol %s)", target, self.protocol_name)
         return target
 
-    def _course(self, patient_id: str, target: Path, now: datetime) -> tuple[int | None, int | None, dict[str, Any]]:
+    def _course(self, patient_id: str, folder: Path | None, target: Path | None, now: datetime,
+                protocol: str) -> tuple[int | None, int | None, dict[str, Any]]:
         """The course (issue 14 item 10): earlier sessions of the same pseudonym in the folder
         of the new file (named as ``open_session`` names them: ``*-<pseudonym>-*.chairside``)
         -> this session's number of the template's planned count, and the previous session's
         dose and peak BP. A file that cannot be read is skipped (and logged)."""
         from chairside.domain.course import course_position, previous_for, session_summary
         from chairside.domain.state import fold
+        from chairside.domain.protocol import load_template
         from chairside.store import read_session
 
-        course = self.template.course
+        try:
+            template = self.template if protocol == self.protocol_name else load_template(protocol)
+        except (ValueError, OSError):
+            template = self.template  # an unknown protocol is refused when the session opens
+        course = template.course
         planned = course.planned_sessions if course is not None else None
         summaries = []
-        folder = target.parent
         try:
-            candidates = sorted(folder.glob(f"*-{commands._safe(patient_id)}-*.chairside")) if folder.is_dir() else []
-        except OSError:
+            candidates = sorted(folder.glob(f"*-{commands._safe(patient_id)}-*.chairside")) \
+                if folder is not None and folder.is_dir() else []
+        except (OSError, ValueError):
             candidates = []
         for p in candidates:
             if p == target:
@@ -275,7 +288,7 @@ class MonitorService:
             if st.session is None or st.session.patient_id != patient_id or st.session.opened_t >= now:
                 continue
             summaries.append(session_summary(st))
-        n, planned = course_position(summaries, self.protocol_name, planned)
+        n, planned = course_position(summaries, protocol, planned)
         return n, planned, previous_for(summaries, now)
 
     def resume_session(self, path: Path | str, *, author: str = "SYS", reason: str = "") -> Event:

@@ -225,8 +225,14 @@ def reading_values(data: bytes) -> list[tuple[str, float | None, bool, int | str
     building ``Reading`` objects (a summary scanning an hour of readings for its peaks);
     ``time`` is the row's device time, else its receive time, still in the stored form:
     ``reading_time`` turns it into a datetime."""
-    return [(row[0], row[1], row[3], row[5] if row[5] is not None else row[6])
-            for row in json.loads(data.decode("utf-8"))]
+    text = data.decode("utf-8")
+    rows, end = _DECODER.raw_decode(text)  # canonical bytes: no whitespace to skip
+    if end != len(text):
+        raise ValueError(f"readings batch: extra data at character {end}")
+    return [(row[0], row[1], row[3], row[5] if row[5] is not None else row[6]) for row in rows]
+
+
+_DECODER = json.JSONDecoder()
 
 
 def reading_time(v: int | str | None) -> datetime | None:

@@ -933,6 +933,11 @@ def scan_session(path: str | Path, light: frozenset[str]) -> SessionScan:
         raise DamagedSessionFile(
             f"{path}: damaged at event seq {result.first_bad_seq}: {result.reason}; "
             "nothing was changed (see `chairside verify`)", result)
-    events = [ev for ev, _raw in kept if not isinstance(ev, dict)]
-    bodies = [(ev, raw) for ev, raw in kept if isinstance(ev, dict)]
+    events: list[Any] = []
+    bodies: list[tuple[dict[str, Any], bytes | None]] = []
+    for ev, raw in kept:
+        if ev.__class__ is dict:
+            bodies.append((ev, raw))
+        else:
+            events.append(ev)
     return SessionScan(path=path, events=events, light=bodies, last_hash=result.last_hash, verified=result)

@@ -189,6 +189,18 @@ def read_meta(con: sqlite3.Connection, path: Path) -> dict[str, str]:
     return meta
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _loads_exact(text: str) -> Any:
+    """``json.loads`` for a body that is not re-encoded (``walk``'s light kinds): the decoder
+    without its whitespace scans, and nothing may follow the value."""
+    obj, end = _DECODER.raw_decode(text)
+    if end != len(text):
+        raise ValueError(f"extra data at character {end}")
+    return obj
+
+
 class _Damaged(Exception):
     def __init__(self, seq: int, reason: str) -> None:
         super().__init__(reason)
@@ -260,13 +272,13 @@ def walk(con: sqlite3.Connection, path: Path,
                 return bad(seq, "body is not valid UTF-8 text")
             if not isinstance(h, str) or chain_hash(prev, body_bytes) != h:
                 return bad(seq, "hash does not match sha256(prev_hash + body): the event was changed")
+            is_light = kind in light
             try:
-                body_obj = json.loads(body)
+                body_obj = _loads_exact(body) if is_light else json.loads(body)
             except ValueError as exc:
                 return bad(seq, f"body is not JSON ({exc})")
             if not isinstance(body_obj, dict):
                 return bad(seq, "body is not a JSON object")
-            is_light = kind in light
             if not is_light and canonical_json(body_obj) != body_bytes:
                 return bad(seq, "body is not in canonical form")
             if body_obj.get("seq") != seq:

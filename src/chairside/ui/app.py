@@ -25,6 +25,7 @@ from chairside.service.data import console_data
 from chairside.service.model import PRIORITY_RANK, CommandRefused, Snapshot
 from chairside.service.ports import ConsoleService
 from chairside.ui.alarm_bar import AlarmBar
+from chairside.ui.course_line import CourseLine
 from chairside.ui.messages import SnapshotArrived
 from chairside.ui.monitor_screen import KEYS, MonitorScreen
 
@@ -45,7 +46,8 @@ class ChairsideApp(App[None]):
                  start_defaults: dict[str, Any] | None = None,
                  replay_hook: Callable[[str], None] | None = None,
                  flash_phase: tuple[bool, bool] = (True, True), replay: Any = None,
-                 training: Any = None, audio: Any = None) -> None:
+                 training: Any = None, audio: Any = None,
+                 course: Callable[..., Any] | None = None) -> None:
         from chairside.ui.terminal import driver_class
 
         super().__init__(driver_class=driver_class())  # draws on the terminal even with 2>file
@@ -60,6 +62,11 @@ class ChairsideApp(App[None]):
         self.replay_hook = replay_hook
         self.replay = replay  # a chairside.replay.ReplayPlayer: the console is read-only
         self.training = training  # a chairside.training.TrainingRun: instructor panel and debrief
+        # chairside.reports.course_index.lookup (injected by the command): the patient's course,
+        # read in a thread worker when a session opens; None: no course line, no course view
+        self.course = course
+        self.course_view: Any = None  # a chairside.reports.course.CourseView, once read
+        self._course_for: str | None = None  # the session id the course was (or is being) read for
         self.user: str = (getattr(settings, "staff_initials", None) or "").strip()
         self.snapshot: Snapshot | None = None
         self.data = console_data()
@@ -148,6 +155,7 @@ class ChairsideApp(App[None]):
             self.monitor.show(snap, bell=self.bell_enabled)
         except LookupError:
             return
+        self._course_check(snap)
         top = self.screen
         handler = getattr(top, "on_snapshot", None)
         if handler is not None and top is not self.monitor:
@@ -161,6 +169,57 @@ class ChairsideApp(App[None]):
         self._bell_check(snap, new=True)
         if self.replay is not None:
             self.refresh_replay()
+
+    # ------------------------------------------------------------------ the course
+    def _course_check(self, snap: Snapshot) -> None:
+        """A session opened (or resumed) for a pseudonym: read its course off the UI thread
+        (the session folder's index; a big folder is read once, in a thread worker)."""
+        if self.course is None or self.replay is not None:
+            return
+        s = snap.session
+        if not s.open:
+            if self._course_for is not None and not s.closed:  # back to no session: forget it
+                self._course_for, self.course_view = None, None
+                self._show_course()
+            return
+        path = snap.device.store.path
+        if not s.session_id or s.session_id == self._course_for or not path:
+            return
+        from pathlib import Path
+
+        self._course_for, self.course_view = s.session_id, None
+        folder, lookup = str(Path(path).parent), self.course
+        pid, sid, before, protocol = s.patient_id, s.session_id, s.opened_at, s.protocol
+        self._show_course()
+        self.run_worker(lambda: lookup(folder, pid, session_id=sid, before=before, protocol=protocol),
+                        thread=True, name=f"course:{sid}", group="course", exit_on_error=False)
+
+    def _course_done(self, w: Worker) -> None:
+        if w.name != f"course:{self._course_for}":
+            return  # a course read for a session that is no longer the one open
+        if w.state == WorkerState.SUCCESS:
+            self.course_view = w.result
+        else:
+            from types import SimpleNamespace
+
+            from chairside.diagnostics import log_exception
+
+            if w.error is not None:
+                log_exception("course: reading the session folder failed", w.error)
+            self.course_view = SimpleNamespace(error=f"Course: the session folder could not be read ({w.error})",
+                                               line="", parts=[], headers=[], cells=[], damaged=[], rows=[])
+        self._show_course()
+
+    def _show_course(self) -> None:
+        view = self.course_view
+        parts = [] if view is None else ([(view.error,)] if view.error else list(view.parts))
+        try:
+            self.monitor.query_one(CourseLine).show(parts)
+        except (LookupError, NoMatches):
+            pass
+        show = getattr(self.screen, "show_course", None)
+        if show is not None:
+            show(view)
 
     # ------------------------------------------------------------------ timer: flash + bell
     def _on_timer(self) -> None:
@@ -265,6 +324,9 @@ class ChairsideApp(App[None]):
                             severity="error", timeout=10)
             self._show_audio()
             return
+        if w.group == "course" and w.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self._course_done(w)
+            return
         if w.group != "app-command":
             return
         if w.state == WorkerState.SUCCESS and w.description:
@@ -322,6 +384,17 @@ class ChairsideApp(App[None]):
         if session and not self._need_session():
             return
         await self.push_screen(screen)
+
+    async def action_course(self) -> None:
+        """The course view: the patient's earlier sessions in a table (Escape returns)."""
+        from chairside.ui.course_screen import CourseScreen
+
+        if self.course is None or self.replay is not None:
+            self.notify("No course view here: the console was started without a session folder", timeout=3)
+            return
+        if not self._need_session():
+            return
+        await self.push_screen(CourseScreen(self.course_view, self.snapshot.session.patient_id))
 
     async def action_new_session(self) -> None:
         from chairside.ui.start_screen import StartScreen
@@ -490,6 +563,8 @@ def create_app(service: ConsoleService, clock: Any, settings: Any = None, **opti
     banner and keys; pass its ``service`` and ``clock``), ``training`` (a
     ``chairside.training.TrainingRun``: instructor panel key and debrief at the end),
     ``audio`` (a ``chairside.audio.AlarmSound``, or "auto" to probe the system players; the
-    self-test runs at start-up; None: the terminal bell alone).
+    self-test runs at start-up; None: the terminal bell alone), ``course``
+    (``chairside.reports.course_index.lookup``: the course line when a session opens and the
+    course view on ``c``; None: neither).
     """
     return ChairsideApp(service, clock, settings, **options)

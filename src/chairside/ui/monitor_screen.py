@@ -1,8 +1,9 @@
-"""The monitor screen: header, notices, alarm bar, vital tiles, trend chart, infusion
+"""The monitor screen: header, course line, notices, alarm bar, vital tiles, trend chart, infusion
 panel, event timeline and device line.
 
 Owns: ``MonitorScreen`` and its key bindings (acknowledge, audio pause, infusion actions,
-one key per observation form, intervention, note, amendment, baseline, discharge, help).
+one key per observation form, intervention, note, amendment, baseline, discharge, course,
+help).
 It renders the snapshot the app hands down (``show``) and owns no clinical state.
 Must not import: chairside.store, chairside.transport.
 """
@@ -18,6 +19,7 @@ from textual.widgets import Footer, Static
 
 from chairside.service.model import Snapshot
 from chairside.ui.alarm_bar import AlarmBar
+from chairside.ui.course_line import CourseLine
 from chairside.ui.device_line import DeviceLineView
 from chairside.ui.infusion_panel import InfusionPanel
 from chairside.ui.session_header import SessionHeader
@@ -52,6 +54,7 @@ KEYS: tuple[tuple[str, str, str, bool], ...] = (
     ("b", "app.baseline", "Baseline", False),
     ("v", "app.manual_vitals", "Manual vitals", False),
     ("d", "app.discharge", "Discharge", True),
+    ("c", "app.course", "Course (earlier sessions)", False),
     ("f2", "app.new_session", "New session", False),
     ("ctrl+b", "app.toggle_bell", "Bell on/off", False),
     ("question_mark,h,f1", "app.help", "Help", True),
@@ -96,6 +99,7 @@ class MonitorScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield SessionHeader()
+        yield CourseLine()
         yield Notices("", id="notices", markup=False)
         yield AlarmBar()
         with TileRow(id="tiles"):
