@@ -27,17 +27,22 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chairside.diagnostics import log_exception, setup_diagnostics
 from chairside.domain.clock import Clock, WallClock
 from chairside.drivers import available
-from chairside.replay import Replayer, ReplayError, ReplayPlayer, collector_paused, load_recording
-from chairside.service.model import CommandRefused
 from chairside.settings import Settings, SettingsError
 from chairside.settings import load_settings as _load_settings
-from chairside.training import TrainingError, TrainingRun
-from chairside.transport import CaptureError, CaptureWriter, check_port
+
+if TYPE_CHECKING:
+    from chairside.replay import Replayer
+    from chairside.training import TrainingRun
+    from chairside.transport import CaptureWriter
+
+# the replay, the service, the training run and the transport are imported by the functions
+# that use them: the headless reading commands (course, rems, verify, export) start without
+# them (the course's warm view is mostly the interpreter's start-up)
 
 DRIVERS: list[str] = available()  # the driver registry's names: every --driver option offers these
 COMMANDS_DATA = Path(__file__).resolve().parent.parent / "data" / "commands.toml"  # option bounds
@@ -135,6 +140,8 @@ def simulated_monitor(scenario: str, driver: str, seed: int | None, speed: float
     """The built-in simulated monitor: a ``TrainingRun`` whose scenario starts at once, served
     on 127.0.0.1 (``served``) or stepped in process. Its ``clock`` is the simulated time, which
     the console and the record use, so every time stamp matches the physiology at any speed."""
+    from chairside.training import TrainingError, TrainingRun
+
     simulator_api()
     try:
         run = TrainingRun(scenario, driver=driver, seed=seed, speed=1.0 if speed == float("inf") else speed,
@@ -150,6 +157,8 @@ def open_raw_capture(path: Path | None, driver: str, port: str, clock: Clock) ->
     """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
     if path is None:
         return None
+    from chairside.transport import CaptureError, CaptureWriter, check_port
+
     if port and not port.startswith("sim://"):
         try:
             check_port(port)  # a port that can never open (or a busy listen://) leaves no capture file
@@ -190,6 +199,9 @@ def build_replayer(file: Path, *, driver: str | None = None, session_out: Path |
                    protocol: str | None = None, phase: str | None = None) -> Replayer:
     """The ``Replayer`` of a session file or raw capture; UsageError on bad input. A raw
     capture has no infusion record: its phase is ``phase`` or else ``infusion``."""
+    from chairside.replay import Replayer, ReplayError, load_recording
+    from chairside.service.model import CommandRefused
+
     if session_out is not None and session_out.exists():
         raise UsageError(f"--session {session_out}: the file exists; a replay is recorded into a new file")
     try:
@@ -205,6 +217,8 @@ def build_replayer(file: Path, *, driver: str | None = None, session_out: Path |
 def load_replayer(args: argparse.Namespace) -> Replayer:
     """``build_replayer`` with the collector paused while the recording is built, then the
     recording frozen out of the collector's scans (it stays for the whole replay)."""
+    from chairside.replay import collector_paused
+
     with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
         replayer = build_replayer(args.file, driver=args.driver, session_out=args.session, protocol=args.protocol,
                                   phase=args.phase)
@@ -215,6 +229,7 @@ def load_replayer(args: argparse.Namespace) -> Replayer:
 
 def replay_console(replayer: Replayer, settings: Settings, speed: float | None) -> int:
     """The read-only console on a replay (banner, session clock, speed, seek and jump keys)."""
+    from chairside.replay import ReplayPlayer
     from chairside.ui import create_app  # textual: only when a console opens
 
     player = ReplayPlayer(replayer, speed=speed)

@@ -185,15 +185,19 @@ class CourseIndex:
         for gone in set(rows) - set(files):
             self.con.execute("DELETE FROM files WHERE name = ?", (gone,))
         todo = []
+        found: dict[str, SessionSummary] = {}
         for name, st in files.items():
             row = rows.get(name)
             if row is None or row[0] != _identity(st) or not self._sealed(name, *row):
                 todo.append(name)
+            else:
+                found[name] = SessionSummary(**json.loads(row[2]))
         self.recomputed = len(todo)
         for name, summary in zip(todo, self._summarize(todo, parallel)):
             self._store(name, files[name], summary)
+            found[name] = summary
         self.con.commit()
-        return self.summaries()
+        return [found[name] for name in sorted(found)]
 
     def summaries(self) -> list[SessionSummary]:
         """Every row whose seal verifies (a row that does not is never shown)."""
