@@ -140,7 +140,7 @@ def simulated_monitor(scenario: str, driver: str, seed: int | None, speed: float
     """The built-in simulated monitor: a ``TrainingRun`` whose scenario starts at once, served
     on 127.0.0.1 (``served``) or stepped in process. Its ``clock`` is the simulated time, which
     the console and the record use, so every time stamp matches the physiology at any speed."""
-    from chairside.training import TrainingError, TrainingRun
+    from chairside.training import TrainingError, TrainingRun  # lazy: only the simulated monitor needs it
 
     simulator_api()
     try:
@@ -157,7 +157,7 @@ def open_raw_capture(path: Path | None, driver: str, port: str, clock: Clock) ->
     """The ``--raw FILE`` tee (a ``CaptureWriter``), or None; UsageError if it cannot be written."""
     if path is None:
         return None
-    from chairside.transport import CaptureError, CaptureWriter, check_port
+    from chairside.transport import CaptureError, CaptureWriter, check_port  # lazy: only --raw needs it
 
     if port and not port.startswith("sim://"):
         try:
@@ -199,6 +199,7 @@ def build_replayer(file: Path, *, driver: str | None = None, session_out: Path |
                    protocol: str | None = None, phase: str | None = None) -> Replayer:
     """The ``Replayer`` of a session file or raw capture; UsageError on bad input. A raw
     capture has no infusion record: its phase is ``phase`` or else ``infusion``."""
+    # lazy: the replay (and the service under it) only for the commands that replay
     from chairside.replay import Replayer, ReplayError, load_recording
     from chairside.service.model import CommandRefused
 
@@ -217,7 +218,7 @@ def build_replayer(file: Path, *, driver: str | None = None, session_out: Path |
 def load_replayer(args: argparse.Namespace) -> Replayer:
     """``build_replayer`` with the collector paused while the recording is built, then the
     recording frozen out of the collector's scans (it stays for the whole replay)."""
-    from chairside.replay import collector_paused
+    from chairside.replay import collector_paused  # lazy: see build_replayer
 
     with collector_paused():  # the recording and the pipeline built on it (see collector_paused)
         replayer = build_replayer(args.file, driver=args.driver, session_out=args.session, protocol=args.protocol,
@@ -229,7 +230,7 @@ def load_replayer(args: argparse.Namespace) -> Replayer:
 
 def replay_console(replayer: Replayer, settings: Settings, speed: float | None) -> int:
     """The read-only console on a replay (banner, session clock, speed, seek and jump keys)."""
-    from chairside.replay import ReplayPlayer
+    from chairside.replay import ReplayPlayer  # lazy: see build_replayer
     from chairside.ui import create_app  # textual: only when a console opens
 
     player = ReplayPlayer(replayer, speed=speed)

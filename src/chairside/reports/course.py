@@ -32,6 +32,7 @@ from typing import Any
 from chairside.domain.course import course_position
 from chairside.domain.dose import totals
 from chairside.domain.protocol import load_template
+from chairside.domain.scales import get_scale
 from chairside.domain.state import fold
 from chairside.store import DamagedSessionFile, SessionFileError, scan_session
 from chairside.store.canonical import reading_time, reading_values
@@ -290,8 +291,6 @@ def course_view(summaries: list[SessionSummary], patient_id: str, *, session_id:
 
 def _short(scale: str) -> str:
     try:
-        from chairside.domain.scales import get_scale
-
         return get_scale(scale).short or scale
     except (KeyError, ValueError):
         return scale

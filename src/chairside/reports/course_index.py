@@ -31,6 +31,8 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+import platformdirs
+
 from chairside.reports.course import CourseView, SessionSummary, course_view, summarize
 from chairside.store import SessionFile
 from chairside.store.schema import SessionFileError
@@ -61,8 +63,6 @@ def index_key(folder: Path | None = None) -> bytes | None:
     (or ``folder``), created on first use (32 random bytes, hex, 0600). None when it can be
     neither read nor made: then no stored row is trusted (every file is read)."""
     if folder is None:
-        import platformdirs
-
         folder = platformdirs.user_data_path("chairside")
     path = folder / KEY_NAME
     try:

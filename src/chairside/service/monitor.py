@@ -25,6 +25,7 @@ from platformdirs import user_data_dir
 
 from chairside.domain.clock import Clock
 from chairside.domain.events import CLINICAL_EVENT_KINDS, Event, SessionOpened
+from chairside.domain.protocol import load_template
 from chairside.domain.readings import DeviceStatus, Reading
 from chairside.service import commands
 from chairside.service.data import console_data
@@ -262,7 +263,6 @@ class MonitorService:
         dose and peak BP. A file that cannot be read is skipped (and logged)."""
         from chairside.domain.course import course_position, previous_for, session_summary
         from chairside.domain.state import fold
-        from chairside.domain.protocol import load_template
         from chairside.store import read_session
 
         try:

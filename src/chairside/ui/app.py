@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +23,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from chairside.diagnostics import log_exception
 from chairside.service.data import console_data
 from chairside.service.model import PRIORITY_RANK, CommandRefused, Snapshot
 from chairside.service.ports import ConsoleService
@@ -185,8 +188,6 @@ class ChairsideApp(App[None]):
         path = snap.device.store.path
         if not s.session_id or s.session_id == self._course_for or not path:
             return
-        from pathlib import Path
-
         self._course_for, self.course_view = s.session_id, None
         folder, lookup = str(Path(path).parent), self.course
         pid, sid, before, protocol = s.patient_id, s.session_id, s.opened_at, s.protocol
@@ -200,10 +201,6 @@ class ChairsideApp(App[None]):
         if w.state == WorkerState.SUCCESS:
             self.course_view = w.result
         else:
-            from types import SimpleNamespace
-
-            from chairside.diagnostics import log_exception
-
             if w.error is not None:
                 log_exception("course: reading the session folder failed", w.error)
             self.course_view = SimpleNamespace(error=f"Course: the session folder could not be read ({w.error})",
@@ -387,7 +384,7 @@ class ChairsideApp(App[None]):
 
     async def action_course(self) -> None:
         """The course view: the patient's earlier sessions in a table (Escape returns)."""
-        from chairside.ui.course_screen import CourseScreen
+        from chairside.ui.course_screen import CourseScreen  # lazy: like every screen, imported when opened
 
         if self.course is None or self.replay is not None:
             self.notify("No course view here: the console was started without a session folder", timeout=3)
