@@ -18,8 +18,10 @@ simulator's device data). Targets (issue 15):
 * every true desaturation below the high SpO2 limit for its delay raises the high alarm
   within that delay plus the oximeter's averaging and display lag.
 
-Artefacts ON: scenarios without artefact rates of their own (uneventful among them) run
-with the chronic-pain scenario's rates (random motion, probe-off and low-perfusion episodes).
+Artefacts ON: the uneventful scenario carries its own artefact rates in its file (random
+motion, probe-off and low-perfusion episodes, and the cuff's failures); the other scenarios
+without rates of their own run with the chronic-pain scenario's rates. The "rates" column
+says which.
 """
 
 from __future__ import annotations
@@ -149,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     started = time.perf_counter()
     print(f"{'scenario':22} {'seeds':>5} {'phys/session':>12} {'true':>6} {'false':>6} {'false HIGH':>10} "
-          f"{'tech/session':>12}")
+          f"{'tech/session':>12} {'rates':>12}")
     for name in names:
-        sc = _artefacts_on(sim_api.load_scenario(name), rates)
+        own = sim_api.load_scenario(name)
+        sc = _artefacts_on(own, rates)
+        whose = "own" if sc is own else "chronic-pain"
         shown = true = false = false_high = tech = 0
         surge_missed: list[int] = []
         desat_lat: list[float] = []
@@ -208,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         desat_lat.append(max(0.0, hit.mono - onset))
         n = args.seeds
-        print(f"{name:22} {n:5d} {shown / n:12.2f} {true:6d} {false:6d} {false_high:10d} {tech / n:12.2f}")
+        print(f"{name:22} {n:5d} {shown / n:12.2f} {true:6d} {false:6d} {false_high:10d} {tech / n:12.2f} "
+              f"{whose:>12}")
         if false_high:
             ok = False
             print(f"  FAIL: {false_high} false HIGH alarm(s)")

@@ -3,7 +3,9 @@
 Owns: ``generate(scenario, driver, seed, duration_s, **opts)`` -> iterator of
 ``(sim_seconds, bytes)`` (what the device sent, second by second), ``simulation(...)`` (a
 ``Simulation`` to drive step by step), ``load_scenario(name_or_path)``,
-``list_scenarios()``, ``check_scenario(path)`` (the problems that make a scenario file
+``list_scenarios()``, ``without_random_artefacts(scenario)`` (the explicit clean variant of
+a scenario, for a test that needs a signal without random artefact episodes),
+``check_scenario(path)`` (the problems that make a scenario file
 unfit for scoring); the pieces chairside starts a simulated monitor with:
 ``port_options(url)`` (a ``sim://`` port URL's options), ``register()`` (the ``sim://``
 scheme for pyserial), ``serve_tcp`` / ``serve_pty`` (the loopback and pseudo-terminal
@@ -37,7 +39,7 @@ from simulators.servers import serve_pty, serve_tcp
 
 __all__ = ["ARTEFACT_KINDS", "DEFAULT_START", "Scenario", "ScenarioError", "SimEvent", "Simulation", "check_scenario",
            "device_events", "generate", "list_scenarios", "load_scenario", "port_options", "register",
-           "serve_pty", "serve_tcp", "simulation"]
+           "serve_pty", "serve_tcp", "simulation", "without_random_artefacts"]
 
 
 def port_options(url: str) -> dict[str, Any]:
@@ -58,6 +60,17 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """A validated scenario by name (shipped) or by path; ScenarioError naming file, field
     and reason otherwise."""
     return _load(name_or_path)
+
+
+def without_random_artefacts(scenario: str | Path | Scenario) -> Scenario:
+    """The scenario with its random artefact episodes (motion, probe-off, low perfusion) off:
+    the explicit clean variant, for a test that compares with a model of a clean device or
+    needs a quiet signal (say why where it is used). Its scripted artefacts, the cuff's
+    random failure probability and the measurement noise stay as they are."""
+    sc = scenario if isinstance(scenario, Scenario) else _load(scenario)
+    rates = sc.devices.artefacts.model_copy(update={"motion_per_h": 0.0, "probe_off_per_h": 0.0,
+                                                    "low_perfusion_per_h": 0.0})
+    return sc.model_copy(update={"devices": sc.devices.model_copy(update={"artefacts": rates})})
 
 
 def list_scenarios() -> list[dict[str, Any]]:

@@ -86,10 +86,15 @@ def basic_records(records: list[bytes]) -> list[dict]:
             def u32(o: int, g: int = g) -> int:
                 return struct.unpack("<I", rec[g + o: g + o + 4])[0]
 
+            # CO2 group at +132 (ECG 16, P1-P4 4 x 14, NIBP 14, T1-T4 4 x 8, SpO2 14 bytes before it):
+            # status u32, label u16, et, fi, rr; the ECG group's imp_rr at +14 (pycollect
+            # headers.py basic_phdb / co2_group / ecg_group, commit c6cfdc1)
             found.append({"time": datetime.fromtimestamp(r_time, UTC),
-                          "ecg_st": u32(0), "hr": i16(6),
+                          "ecg_st": u32(0), "hr": i16(6), "imp_rr": i16(14),
                           "nibp_st": u32(72), "sys": i16(78), "dia": i16(80), "mean": i16(82),
-                          "spo2_st": u32(118), "spo2": i16(124), "pr": i16(126)})
+                          "spo2_st": u32(118), "spo2": i16(124), "pr": i16(126),
+                          "co2_st": u32(132), "co2_label": struct.unpack("<H", rec[g + 136: g + 138])[0],
+                          "rr": i16(142)})
     return found
 
 
@@ -118,6 +123,13 @@ def expected_readings(recs: list[dict]) -> list[tuple]:
         if r["spo2_st"] & 1:
             out.append(("spo2", *expected_value(r["spo2"], 100, r["spo2_st"]), t, "spo2"))
             out.append(("pr", *expected_value(r["pr"], 1, r["spo2_st"]), t, "spo2"))
+        # the RR source is the CO2 group's label bits 0-2 (pycollect measures.py "CO2 LBL":
+        # 1 CO2, 2 ECG impedance); RR in 1/min, units
+        source = r["co2_label"] & 7
+        if source == 1 and r["co2_st"] & 1:
+            out.append(("rr", *expected_value(r["rr"], 1, r["co2_st"]), t, "co2"))
+        elif source == 2 and r["ecg_st"] & 1:
+            out.append(("rr", *expected_value(r["imp_rr"], 1, r["ecg_st"]), t, "ecg_impedance"))
     return out
 
 
@@ -138,7 +150,7 @@ def decode(data: bytes, chunk: int | None = None) -> tuple[GeS5Driver, list]:
 
 
 # --- the captures -------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["short.raw", "db02.raw"])
+@pytest.mark.parametrize("name", ["short.raw", "db02.raw", "db00.raw"])
 def test_every_basic_record_matches_an_independent_reading(name):
     data = (VEC / name).read_bytes()
     recs = basic_records(classify(data)["good"])
@@ -377,3 +389,54 @@ def test_on_connect_and_stall_send_the_request():
 def test_serial_defaults():
     sd = GeS5Driver.serial_defaults
     assert (sd.baudrate, sd.bytesize, sd.parity, sd.stopbits, sd.rtscts) == (19200, 8, "E", 1, True)
+
+
+# --- respiration rate (issue 15: RR where the monitor sends it) -----------------------------------
+@pytest.mark.parametrize("name, source, first_rr, rr_values", [
+    # db02/short: a CO2 module (group status exists+active), label 1 = RR from CO2; the first
+    # record's co2.rr is 15 /min and the capture's values are 15-17 /min
+    ("db02.raw", "co2", 15.0, {15.0, 16.0, 17.0}),
+    ("short.raw", "co2", 15.0, {15.0, 16.0}),
+    # db00: no CO2 module (status 0), label 2 = RR from the ECG impedance: imp_rr, first 21 /min
+    ("db00.raw", "ecg_impedance", 21.0, None),
+])
+def test_respiration_rate_from_the_monitors_rr_source(name, source, first_rr, rr_values):
+    data = (VEC / name).read_bytes()
+    recs = basic_records(classify(data)["good"])
+    _d, out = decode(data, chunk=8192)
+    rr = [r for r in out if isinstance(r, Reading) and r.param == "rr"]
+    assert len(rr) == len(recs)  # one RR per basic record
+    assert {r.source for r in rr} == {source} and {r.unit for r in rr} == {"/min"}
+    assert rr[0].value == first_rr and rr[0].valid
+    if rr_values is not None:
+        assert {r.value for r in rr} == rr_values
+    # the first record's RR is the one at the CO2 group's / ECG group's offset in the bytes
+    first = recs[0]
+    assert rr[0].value == (first["rr"] if source == "co2" else first["imp_rr"])
+    assert not [o for o in out if isinstance(o, DeviceStatus)]  # every group the RR needs exists
+
+
+def test_rr_source_none_co2_impedance_absent_and_markers():
+    t = 1_700_000_000
+
+    def rr_of(**kw) -> list:
+        d = GeS5Driver()
+        return d.feed(encode_displayed_values(time=t, hr=70, spo2=98, pr=70, **kw))
+
+    assert not [r for r in rr_of() if isinstance(r, Reading) and r.param == "rr"]  # no source selected
+    (r,) = [r for r in rr_of(rr=12, rr_source="co2") if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid, r.source) == (12.0, True, "co2")
+    (r,) = [r for r in rr_of(rr=9, rr_source="impedance") if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid, r.source) == (9.0, True, "ecg_impedance")
+    (r,) = [r for r in rr_of(rr=None, rr_source="co2") if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid, r.flags) == (None, False, ("marker:no_data",))
+    (r,) = [r for r in rr_of(rr=0, rr_source="co2") if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid) == (0.0, True)  # 0 /min (apnoea) is a value, never "missing"
+    (r,) = [r for r in rr_of(rr=14, rr_source="co2", co2_status=0x1) if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid, r.flags) == (None, False, ("group_inactive",))
+    out = rr_of(rr=14, rr_source="co2", co2_status=0x0)  # RR from CO2, but no CO2 module
+    assert not [r for r in out if isinstance(r, Reading) and r.param == "rr"]
+    (st,) = [o for o in out if isinstance(o, DeviceStatus)]
+    assert (st.kind, st.param, st.active) == ("module_absent", "co2", True)
+    (r,) = [r for r in rr_of(rr=-5, rr_source="co2") if isinstance(r, Reading) and r.param == "rr"]
+    assert (r.value, r.valid) == (None, False) and r.flags[0].startswith("negative")

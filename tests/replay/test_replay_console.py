@@ -129,3 +129,33 @@ async def test_keys_play_pause_speed_seek_and_jump(player, surge_file):
         await pilot.press("question_mark")
         await pilot.pause()
         assert "Next alarm" in str(app.screen.query_one("#help-text").content)
+
+
+async def test_timeline_shows_the_records_own_event_numbers(player, surge_file):
+    """Issue 15 item 10: the replay console's timeline numbers each entry with the record's
+    own event number (seq from the file), never the replay's renumbering; the replay's own
+    note (not in the record) shows no number."""
+    sf = SessionFile.open(surge_file, readonly=True)
+    try:
+        recorded = {e.seq: e for e in sf.events()}
+    finally:
+        sf.close()
+    app = app_for(player)
+    async with app.run_test(size=(120, 60)) as pilot:
+        player.seek(player.replayer.end)
+        await settle(pilot)
+        items = app.snapshot.timeline
+        numbered = [it for it in items if not it.replay_only]
+        own = [it for it in items if it.replay_only]
+        assert [it.kind for it in own] == ["note"] and "replay of the session file" in own[0].text
+        for it in numbered:  # each number is the recorded event of that kind at that time
+            assert it.seq in recorded, it
+            assert (recorded[it.seq].kind, recorded[it.seq].t) == (it.kind, it.t), it
+        # the record's numbers run far beyond the replay's own count (readings groups between)
+        assert max(it.seq for it in numbered) > len(items)
+        alarms = [it for it in numbered if it.kind.startswith("alarm_")]
+        assert alarms and all(recorded[it.seq].kind.startswith("alarm_") for it in alarms)
+        shown = str(app.monitor.query_one("#timeline").render())
+        last = numbered[-1]
+        assert f"#{last.seq}" in shown
+        assert "#-" in shown or own[0] not in items[-app.monitor.query_one("#timeline").size.height:]

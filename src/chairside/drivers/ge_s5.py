@@ -19,7 +19,18 @@ skipped bytes.
 Decisions (documented here because the protocol leaves them to the host):
 
 * Only the *basic* class of displayed-values subrecords is read (class = bits 8-11 of the
-  u16 after the marker byte); ECG HR, NIBP sys/dia/mean, SpO2 and its pulse rate.
+  u16 after the marker byte); ECG HR, NIBP sys/dia/mean, SpO2 and its pulse rate, and the
+  respiration rate.
+* Respiration rate: the CO2 group (at +132 after the time field: status u32, label u16,
+  et, fi, rr, amb_press int16; rr in 1/min, units) names the monitor's RR source in its
+  label bits 0-2 (0 not selected, 1 CO2, 2 ECG impedance; pycollect ``measures.py`` "CO2
+  LBL", layout ``headers.py`` ``basic_phdb``, commit c6cfdc1). The RR the monitor shows is
+  read from that source: source 1 -> ``co2.rr`` under the CO2 group's status (source
+  ``co2``); source 2 -> the ECG group's ``imp_rr`` (+14, 1/min) under the ECG group's
+  status (source ``ecg_impedance``); source 0 -> no RR reading. ``db00.raw`` (no CO2
+  module, label 2) gives impedance RR; ``db02.raw`` (CO2 module, label 1) capnography RR.
+  CO2 status bit 2 (read as "apnea" by pycollect) is set in every ``db02.raw`` record while
+  RR reads 15-17/min and EtCO2 4.87 %, so it is not read as apnoea here.
 * Values <= -32001 are markers, never numbers: ``value=None, valid=False`` and a flag
   ``marker:<name>`` (``marker:no_data`` for -32767 ...; unknown ones ``marker:<int>``).
 * Other values go through the drivers' one validity rule (``chairside.drivers.base``,
@@ -85,14 +96,19 @@ DEFAULT_INTERVAL_S = 5
 
 # Basic class, offsets counted after the subrecord's u32 time (README): one unpack gives
 # ECG status, HR, NIBP status, sys, dia, mean, SpO2 status, SpO2, PR.
-_BASIC = struct.Struct("<I2xh64xI2xhhh34xI2xhh")
-assert _BASIC.size == 128
+# ... then ECG imp_rr (+14), CO2 status (+132), label (+136) and rr (+142).
+_BASIC = struct.Struct("<I2xh6xh56xI2xhhh34xI2xhh4xIH4xh")
+assert _BASIC.size == 144
+RR_SOURCE_MASK = 0x7  # CO2 group label bits 0-2: the respiration rate's source
+RR_FROM_CO2 = 1
+RR_FROM_IMPEDANCE = 2
 _HDR = struct.Struct("<hBBHI4xh" + "hB" * 8)
 assert _HDR.size == HEADER_LEN
 _CLASS = struct.Struct("<H")
 _I16 = struct.Struct("<h")
 
-_GROUP_PARAMS = {"ecg": ("hr",), "nibp": ("nibp_sys", "nibp_dia", "nibp_map"), "spo2": ("spo2", "pr")}
+_GROUP_PARAMS = {"ecg": ("hr",), "nibp": ("nibp_sys", "nibp_dia", "nibp_map"), "spo2": ("spo2", "pr"),
+                 "co2": ("rr",)}
 
 
 def _unescape(raw: bytes) -> bytes | None:
@@ -224,7 +240,7 @@ class GeS5Driver(Driver):
         self.interval_s = int(interval_s)
         self._deframer = _Deframer(self.stats, self.MAX_BUFFER)
         self._last_nibp: tuple[int, int, int, int] | None = None
-        self._absent: dict[str, bool] = {"ecg": False, "nibp": False, "spo2": False}
+        self._absent: dict[str, bool] = {"ecg": False, "nibp": False, "spo2": False, "co2": False}
 
     # --- contract ---------------------------------------------------------------------
     def on_connect(self) -> bytes:
@@ -300,8 +316,10 @@ class GeS5Driver(Driver):
         return not absent
 
     def _basic(self, rec: bytes, g: int, when: datetime, out: list[DriverOutput]) -> None:
-        ecg_st, hr, nibp_st, sys_, dia, mean, spo2_st, spo2, pr = _BASIC.unpack_from(rec, g)
-        if self._module("ecg", ecg_st, when, out):
+        ecg_st, hr, imp_rr, nibp_st, sys_, dia, mean, spo2_st, spo2, pr, co2_st, co2_label, rr = \
+            _BASIC.unpack_from(rec, g)
+        ecg = self._module("ecg", ecg_st, when, out)
+        if ecg:
             out.append(_reading("hr", hr, 1, "bpm", ecg_st, when, "ecg"))
         if self._module("nibp", nibp_st, when, out):
             key = (nibp_st, sys_, dia, mean)
@@ -313,6 +331,12 @@ class GeS5Driver(Driver):
         if self._module("spo2", spo2_st, when, out):
             out.append(_reading("spo2", spo2, 100, "%", spo2_st, when, "spo2"))
             out.append(_reading("pr", pr, 1, "bpm", spo2_st, when, "spo2"))
+        source = co2_label & RR_SOURCE_MASK
+        if source == RR_FROM_CO2:
+            if self._module("co2", co2_st, when, out):
+                out.append(_reading("rr", rr, 1, "/min", co2_st, when, "co2"))
+        elif source == RR_FROM_IMPEDANCE and ecg:
+            out.append(_reading("rr", imp_rr, 1, "/min", ecg_st, when, "ecg_impedance"))
 
 
 def _reading(param: str, raw: int, scale: int, unit: str, status: int, when: datetime, source: str) -> Reading:
@@ -407,7 +431,8 @@ def encode_displayed_values(*, time: int, hr: float | None = None, nibp_sys: flo
                             nibp_dia: float | None = None, nibp_mean: float | None = None,
                             spo2: float | None = None, pr: float | None = None,
                             nibp_status: int | None = None, spo2_status: int | None = None,
-                            ecg_status: int | None = None,
+                            ecg_status: int | None = None, rr: float | None = None,
+                            rr_source: str | None = None, co2_status: int | None = None,
                             markers: dict[str, int] | None = None) -> bytes:
     """One complete framed physiological record: displayed values, all four classes.
 
@@ -415,7 +440,10 @@ def encode_displayed_values(*, time: int, hr: float | None = None, nibp_sys: flo
     marker unless ``markers`` maps that key (``hr``, ``nibp_sys``, ``nibp_dia``,
     ``nibp_mean``, ``spo2``, ``pr``) to another marker (its int, or its name such as
     ``"not_updated"``). ``*_status`` are the group status words (default exists+active).
-    Groups we do not carry (invasive pressures, temperatures, gases...) are "not exists".
+    ``rr_source``: None (the CO2 group "not exists", no RR source selected), ``"co2"`` (the
+    CO2 group carries ``rr``) or ``"impedance"`` (the ECG group's imp_rr carries ``rr``,
+    the CO2 group's label names that source). Groups we do not carry (invasive pressures,
+    temperatures, other gases...) are "not exists".
     """
     t = int(time) & 0xFFFFFFFF
     basic = bytearray(270)
@@ -432,6 +460,14 @@ def encode_displayed_values(*, time: int, hr: float | None = None, nibp_sys: flo
                      _to_raw("nibp_mean", nibp_mean, 100, markers))
     struct.pack_into("<I2xhh", basic, 118, DEFAULT_STATUS if spo2_status is None else spo2_status,
                      _to_raw("spo2", spo2, 100, markers), _to_raw("pr", pr, 1, markers))
+    if rr_source == "co2":
+        struct.pack_into("<IH4xh", basic, 132, DEFAULT_STATUS if co2_status is None else co2_status,
+                         RR_FROM_CO2, _to_raw("rr", rr, 1, markers))
+    elif rr_source == "impedance":
+        struct.pack_into("<IH", basic, 132, 0 if co2_status is None else co2_status, RR_FROM_IMPEDANCE)
+        struct.pack_into("<h", basic, 14, _to_raw("rr", rr, 1, markers))
+    elif rr_source is not None:
+        raise ValueError(f"rr_source must be None, 'co2' or 'impedance', got {rr_source!r}")
     subs = b""
     descs = []
     for cls in range(4):

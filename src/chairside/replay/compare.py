@@ -40,7 +40,7 @@ class AlarmDifference:
                f"{' ' + self.priority if self.priority else ''}{extra}{': ' + self.text if self.text else ''}"
 
 
-def _alarm_key(ev: Any) -> tuple[str, str, str]:
+def alarm_key(ev: Any) -> tuple[str, str, str]:
     prio = getattr(ev, "priority", None) or getattr(ev, "to_priority", None) or ""
     return ev.kind, ev.rule or ev.alarm_id.split("#", 1)[0], prio
 
@@ -55,9 +55,9 @@ def compare_alarms(recorded: Iterable[Any], recomputed: Iterable[Any], *, tolera
     rec: dict[tuple[str, str, str], list[Any]] = {}
     new: dict[tuple[str, str, str], list[Any]] = {}
     for ev in filter(keep, recorded):
-        rec.setdefault(_alarm_key(ev), []).append(ev)
+        rec.setdefault(alarm_key(ev), []).append(ev)
     for ev in filter(keep, recomputed):
-        new.setdefault(_alarm_key(ev), []).append(ev)
+        new.setdefault(alarm_key(ev), []).append(ev)
     out: list[AlarmDifference] = []
     for key in sorted(set(rec) | set(new)):
         a = sorted(rec.get(key, []), key=lambda e: e.t)

@@ -93,7 +93,10 @@ class ReplayService(ConsoleService):
         return self._pipeline.amendable_events()
 
     def event(self, seq: int) -> Event | None:
-        return self._pipeline.event(seq)
+        """The replayed event the record numbers ``seq`` (the record's own number)."""
+        with self._player.lock:
+            own = self._player.replayer.replay_seq(seq)
+            return None if own is None else self._pipeline.event(own)
 
     # ------------------------------------------------------------------ commands: all refused
     def _refuse(self) -> NoReturn:
@@ -198,7 +201,8 @@ class ReplayService(ConsoleService):
         device = replace(snap.device, port=rec.path.name, driver=rec.driver or "session file", link_state="replay",
                          store=store)
         notices = tuple(n for n in snap.notices if "in memory only" not in n and "NOT RECORDING" not in n)
-        return self._stamp(replace(snap, device=device, notices=notices))
+        timeline = tuple(_numbered(it, r.record_seq(it.seq)) for it in snap.timeline)
+        return self._stamp(replace(snap, device=device, notices=notices, timeline=timeline))
 
     def start(self) -> None:
         self._player.start()
@@ -209,6 +213,13 @@ class ReplayService(ConsoleService):
     def shutdown(self) -> None:
         self._player.stop()
         self._player.replayer.close()
+
+
+def _numbered(item: TimelineItem, record_seq: int | None) -> TimelineItem:
+    """A timeline entry under the record's own event number (never the replay's)."""
+    if record_seq is None:
+        return replace(item, replay_only=True)
+    return item if record_seq == item.seq else replace(item, seq=record_seq)
 
 
 class _PlayerClock:

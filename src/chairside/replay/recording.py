@@ -51,6 +51,8 @@ class Recording:
     opened: SessionOpened | None
     inputs: list[Input]
     recorded_alarms: list[Any] = field(default_factory=list)  # alarm events as recorded
+    # the record's own event numbers of its other events (readings groups aside), by kind and time
+    recorded_seqs: dict[tuple[str, datetime], list[int]] = field(default_factory=dict)
     start: datetime | None = None
     end: datetime | None = None
     events_total: int = 0
@@ -140,8 +142,11 @@ def _load_session(p: Path, protocol: str | None) -> Recording:
     alarms: list[Any] = []
     driver = ""
     pending_pause: tuple[datetime, str] | None = None
+    seqs: dict[tuple[str, datetime], list[int]] = {("session_opened", opened.t): [opened.seq]}
     for ev in events[1:]:
         k = ev.kind
+        if k != "readings_recorded" and k not in ALARM_EVENT_KINDS:
+            seqs.setdefault((k, ev.t), []).append(ev.seq)
         if k == "readings_recorded":
             # one batch per receive time: the chunks the link handed on, in the order received
             for t, rs in groupby(ev.readings, key=lambda r, t0=ev.t: r.receive_time or t0):
@@ -163,8 +168,8 @@ def _load_session(p: Path, protocol: str | None) -> Recording:
     inputs.sort(key=lambda i: (i.t, i.rank, i.order))
     end = max([opened.t, *(i.t for i in inputs), *(a.t for a in alarms)])
     return Recording(path=p, source="session", driver=driver or "", protocol=protocol or opened.protocol,
-                     opened=opened, inputs=inputs, recorded_alarms=alarms, start=opened.t, end=end,
-                     events_total=len(events), last_hash=last_hash,
+                     opened=opened, inputs=inputs, recorded_alarms=alarms, recorded_seqs=seqs, start=opened.t,
+                     end=end, events_total=len(events), last_hash=last_hash,
                      closed=any(e.kind == "session_closed" for e in events))
 
 

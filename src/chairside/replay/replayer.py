@@ -22,7 +22,7 @@ from typing import Any
 
 from chairside.domain.clock import ManualClock
 from chairside.domain.events import ALARM_EVENT_KINDS, CLINICAL_EVENT_KINDS, PhaseChanged, SessionOpened
-from chairside.replay.compare import AlarmDifference, compare_alarms
+from chairside.replay.compare import AlarmDifference, alarm_key, compare_alarms
 from chairside.replay.recording import Input, Recording, ReplayError
 from chairside.service import MonitorService
 from chairside.service.model import CommandRefused
@@ -42,6 +42,8 @@ class Replayer:
     session file is append-only). ``service`` is the current pipeline; ``recomputed`` the
     alarm events the engine raised so far; ``differences()`` compares them with the
     recorded ones. ``on_rebuild`` is called with the new service after a rebuild.
+    ``record_seq(seq)``: the record's own number of a replayed event (None for what exists
+    only in the replay: its own note, an alarm the record does not have).
     """
 
     def __init__(self, recording: Recording, *, session_out: str | Path | None = None,
@@ -86,16 +88,24 @@ class Replayer:
         self._next = 0
         self._ticks = 0
         self._seq_map: dict[int, int] = {}
+        self._record_seq: dict[int, int] = {}  # replay's seq -> the record's own seq
+        self._unused = {k: list(v) for k, v in rec.recorded_seqs.items()}
+        self._alarms_by_key: dict[tuple[str, str, str], list[Any]] = {}
+        for a in sorted(rec.recorded_alarms, key=lambda e: e.t):
+            self._alarms_by_key.setdefault(alarm_key(a), []).append(a)
+        self._own = True  # what the replay adds of its own (its note) has no number in the record
         self.problems = []
         svc.subscribe_events(self._on_event)
         self.service = svc
         opened = rec.opened or SessionOpened(
             t=rec.start, author="SYS", session_id="-", patient_id=CAPTURE_PATIENT, weight_kg=CAPTURE_WEIGHT_KG,
             weight_source="stated", protocol=protocol, staff=("SYS",))
+        self._own = False
         try:
             first = svc.replay_open(opened, path=self.session_out, protocol=protocol)
         except CommandRefused as exc:
             raise ReplayError(f"{self.session_out or rec.path}: {exc}") from None
+        self._own = True
         if rec.opened is not None:
             self._seq_map[rec.opened.seq] = first.seq
         what = "session file" if rec.source == "session" else f"raw capture ({rec.driver})"
@@ -110,12 +120,45 @@ class Replayer:
                                           to_phase=self.phase, reason="replay: phase given for the replay"))
             if self.phase == "infusion":
                 svc.replay_assume_infusing()
+        self._own = False
         if self.on_rebuild is not None:
             self.on_rebuild(svc)
 
     def _on_event(self, ev: Any) -> None:
         if ev.kind in ALARM_EVENT_KINDS:
             self.recomputed.append(ev)
+        if self.recording.source != "session" or self._own:
+            return
+        seq = self._paired_alarm(ev) if ev.kind in ALARM_EVENT_KINDS else None
+        if ev.kind not in ALARM_EVENT_KINDS:
+            left = self._unused.get((ev.kind, ev.t))
+            seq = left.pop(0) if left else None
+        if seq is not None:
+            self._record_seq[ev.seq] = seq
+
+    def _paired_alarm(self, ev: Any) -> int | None:
+        """The record's number of the recorded alarm event this recomputed one stands for:
+        the earliest unpaired one of the same kind, rule and priority within the tolerance
+        (the pairing of ``compare_alarms``)."""
+        left = self._alarms_by_key.get(alarm_key(ev))
+        while left and (ev.t - left[0].t).total_seconds() > self.tolerance_s:
+            left.pop(0)  # recorded only: never paired
+        if left and abs((left[0].t - ev.t).total_seconds()) <= self.tolerance_s:
+            return left.pop(0).seq
+        return None
+
+    def record_seq(self, seq: int) -> int | None:
+        """The record's own number of the replayed event ``seq`` (a raw capture has no
+        numbers of its own: there the replay's number is returned)."""
+        if self.recording.source != "session":
+            return seq
+        return self._record_seq.get(seq)
+
+    def replay_seq(self, record_seq: int) -> int | None:
+        """The replay's number of the record's event ``record_seq`` (None: not replayed)."""
+        if self.recording.source != "session":
+            return record_seq
+        return next((k for k, v in self._record_seq.items() if v == record_seq), None)
 
     # -- position
     @property

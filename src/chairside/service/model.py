@@ -157,12 +157,17 @@ class DeviceLine:
 
 @dataclass(frozen=True)
 class TimelineItem:
+    """One entry of the event timeline; ``seq`` is the record's own event number. In a
+    replay an entry the record does not have (the replay's own note, an alarm only the
+    replay raised) has ``replay_only`` set and no number is shown for it."""
+
     seq: int
     t: datetime
     kind: str
     author: str
     text: str
     priority: str | None = None
+    replay_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The event timeline of the monitor screen: the latest entries, newest last.
 
-Owns: ``TimelineView`` (time, author, text; alarm entries marked and coloured by
-priority through component classes in .tcss).
+Owns: ``TimelineView`` (time, the record's event number, author, text; alarm entries
+marked and coloured by priority through component classes in .tcss; in a replay an entry
+the record does not have shows "#-").
 Must not import: chairside.store, chairside.transport.
 """
 
@@ -25,7 +26,7 @@ class TimelineView(Widget):
         self._key: tuple | None = None
 
     def show(self, items: tuple[TimelineItem, ...]) -> None:
-        key = (len(items), items[-1].seq if items else None)
+        key = (len(items), (items[-1].seq, items[-1].t, items[-1].replay_only) if items else None)
         self._items = items
         if key != self._key:
             self._key = key
@@ -42,7 +43,8 @@ class TimelineView(Widget):
             if i:
                 text.append("\n")
             text.append(f"{it.t:%H:%M:%S} ", style=self.get_component_rich_style("timeline--time", partial=True))
-            text.append(f"#{it.seq:<4} {it.author:<3} ", style=self.get_component_rich_style("timeline--time", partial=True))
+            num = "#-   " if it.replay_only else f"#{it.seq:<4}"  # a replay's own entry: not in the record
+            text.append(f"{num} {it.author:<3} ", style=self.get_component_rich_style("timeline--time", partial=True))
             name = f"timeline--{it.priority}" if it.priority else "timeline--entry"
             room = self.size.width - 19 if self.size.width else 200  # after time, #seq, author
             # a long entry ends at a word boundary with "…", never mid-word
