@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     port: str | None = Field(None, description="monitor port URL; none = the built-in simulator")
     driver: Literal["ge-s5", "masimo", "hl7"] = Field("ge-s5", description="monitor protocol driver")
     protocol: str = Field("iv-ketamine-depression", description="protocol template for new sessions")
+    limits: Path | None = Field(None, description="limits file (TOML) for the alarm engine; none = the protocol template's profile")
     session_dir: Path = Field(default_factory=_default_session_dir, description="folder for session files")
     bell: bool = Field(True, description="sound the terminal bell for alarms")
     log_dir: Path = Field(default_factory=_default_log_dir, description="folder for log files")
@@ -116,17 +117,17 @@ class Settings(BaseSettings):
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("port", "staff_initials", mode="before")
+    @field_validator("port", "staff_initials", "limits", mode="before")
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         if isinstance(v, str) and not v.strip():
             return None
         return v
 
-    @field_validator("session_dir", "log_dir", "key_dir", mode="after")
+    @field_validator("session_dir", "log_dir", "key_dir", "limits", mode="after")
     @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return v.expanduser()
+    def _expand(cls, v: Path | None) -> Path | None:
+        return None if v is None else v.expanduser()
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ chairside.service, chairside.ui.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
 from importlib import resources
@@ -330,6 +331,7 @@ class LimitsProfile(_M):
     combined: tuple[Combined, ...] = ()
     gate: tuple[GateRule, ...] = ()
     path: str = ""  # where it was loaded from (set by load_profile)
+    sha256: str = ""  # SHA-256 of the file's bytes as loaded (set by load_profile)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -381,16 +383,21 @@ def load_profile(name_or_path: str | Path) -> LimitsProfile:
             raise LimitsError(
                 f"{name_or_path}: no such limits profile; choose one of: {', '.join(list_profiles())}"
             )
+    if p.is_dir():
+        raise LimitsError(f"{p}: is a folder, not a limits file")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = p.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise LimitsError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LimitsError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise LimitsError(f"{p}: not valid TOML: {exc}") from None
     if raw.get("schema") != SCHEMA:
         raise LimitsError(f"{p}: schema: expected {SCHEMA!r}, found {raw.get('schema')!r}")
     try:
-        prof = LimitsProfile.model_validate({**raw, "path": str(p)})
+        prof = LimitsProfile.model_validate({**raw, "path": str(p.resolve()), "sha256": hashlib.sha256(data).hexdigest()})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _loc(err["loc"])
@@ -403,5 +410,9 @@ def load_profile(name_or_path: str | Path) -> LimitsProfile:
                 if nm:
                     field += f" ({nm})"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LimitsError(f"{p}: {field}: {err['msg']}{more}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        found = err.get("input")
+        if isinstance(found, (str, int, float, bool)) and err.get("type") in ("literal_error", "enum"):
+            msg += f" (found {found!r})"
+        raise LimitsError(f"{p}: {field}: {msg}{more}") from None
     return prof

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver", required=True, choices=DRIVERS)
     parser.add_argument("--session", required=True, type=Path, help="session file (resumed if it exists)")
     parser.add_argument("--protocol", help="protocol template (default from the settings)")
+    parser.add_argument("--limits", type=Path, metavar="FILE",
+                        help="limits file (TOML) for the alarm engine (default: the setting `limits`, else the "
+                             "protocol template's profile); a bad file is refused naming the file and the entry")
     parser.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
     parser.add_argument("--patient", default="HEADLESS", help="pseudonymous patient ID for a new file")
     parser.add_argument("--weight", type=float, help="patient weight in kg for a new file")
@@ -73,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     err = out or sys.stderr
-    settings = load_settings()
+    settings = load_settings(limits=args.limits)
     check_duration(args.duration)
     clock: Clock = WallClock()
     port = args.port

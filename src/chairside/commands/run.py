@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", help="monitor port URL (default: the built-in simulator)")
     parser.add_argument("--driver", choices=DRIVERS, help=f"monitor protocol (default {DEFAULT_DRIVER})")
     parser.add_argument("--protocol", help="protocol template for a new session")
+    parser.add_argument("--limits", type=Path, metavar="FILE",
+                        help="limits file (TOML) for the alarm engine (default: the setting `limits`, else the "
+                             "protocol template's profile); a bad file is refused naming the file and the entry")
     parser.add_argument("--session", type=Path, help="session file: resumed if it exists, else created there")
     parser.add_argument("--scenario", default=None, help=f"simulator scenario (default {DEFAULT_SCENARIO})")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
@@ -99,6 +102,8 @@ def build_service(args: argparse.Namespace, settings: Settings) -> tuple[Monitor
         clock, driver = WallClock(), args.driver or settings.driver or DEFAULT_DRIVER
     if args.protocol:
         defaults["protocol"] = args.protocol
+    if settings.limits is not None:  # --limits FILE or the `limits` setting: shown on the start screen
+        defaults["limits"] = str(settings.limits)
     if args.session:
         defaults["path"] = str(args.session)
     try:
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, signalled: list[str], console: list[Any]) -> int:
-    settings = load_settings(staff_initials=args.initials)
+    settings = load_settings(staff_initials=args.initials, limits=args.limits)
     svc, defaults, sim_run = build_service(args, settings)
     try:
         publisher = publisher_for(args, svc)  # --broker: this chair on the clinic board

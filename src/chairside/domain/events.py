@@ -70,6 +70,9 @@ class SessionOpened(_EventBase):
     course_n: int | None = None
     course_planned: int | None = None
     previous: dict[str, Any] = Field(default_factory=dict)
+    # the limits file the alarm engine used (issue 15): its path and the SHA-256 of its bytes
+    limits_file: str | None = None
+    limits_sha256: str | None = None
 
 
 class ChecklistCompleted(_EventBase):

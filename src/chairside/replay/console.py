@@ -105,7 +105,7 @@ class ReplayService(ConsoleService):
     def open_session(self, *, patient_id: str, weight_kg: float, staff: Iterable[str],
                      weight_source: str = "measured", weight_confirmed_by: str | None = None,
                      protocol: str | None = None, path: Path | str | None = None,
-                     training: bool = False) -> Path:
+                     training: bool = False, limits: Path | str | None = None) -> Path:
         self._refuse()
 
     def resume_session(self, path: Path | str, *, author: str = "SYS", reason: str = "") -> Any:

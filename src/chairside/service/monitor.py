@@ -60,7 +60,8 @@ class MonitorService:
                  serial_overrides: Mapping[str, Any] | None = None,
                  transport_config: Any = None, session_dir: Path | str | None = None,
                  tick_s: float = 1.0, simulated: bool = False, scenario: str | None = None,
-                 sim_seed: int | None = None, raw_capture: Any = None) -> None:
+                 sim_seed: int | None = None, raw_capture: Any = None,
+                 limits: Path | str | None = None) -> None:
         self.clock = clock
         self.port = port or ""
         self.driver_name = driver
@@ -82,8 +83,9 @@ class MonitorService:
                 check_port(port)  # a port that can never open is refused before any record is made
             except ValueError as exc:
                 raise CommandRefused(str(exc)) from None
+        # a bad limits file (explicit, or the `limits` setting) is refused here, at start
         self._rec = Recorder(clock, protocol or _setting(settings, "protocol", "iv-ketamine-depression"),
-                             self._new_view)
+                             self._new_view, limits_file=limits or _setting(settings, "limits", None))
 
     def _new_view(self, rec: Recorder) -> View:
         return View(self.data, template=lambda: rec.template, state=lambda: rec.state, mono=rec.mono,
@@ -221,8 +223,10 @@ class MonitorService:
     def open_session(self, *, patient_id: str, weight_kg: float, staff: Iterable[str],
                      weight_source: str = "measured", weight_confirmed_by: str | None = None,
                      protocol: str | None = None, path: Path | str | None = None,
-                     training: bool = False) -> Path:
+                     training: bool = False, limits: Path | str | None = None) -> Path:
         """Create the session file and record ``session_opened`` (durable on return).
+        ``limits``: a limits file for this session (refused, naming the file and the bad
+        entry, when it is not a valid one); the record names the file and its SHA-256.
 
         The earlier sessions of the pseudonym are read first, outside the pump's lock: the
         readings and the alarms go on while the folder is read."""
@@ -243,6 +247,8 @@ class MonitorService:
             if protocol:
                 self._rec.use_protocol(protocol)
                 opened = opened.model_copy(update={"protocol": self._rec.protocol_name})
+            prof = self._rec.load_limits(limits)  # the template's (or the chosen) limits, checked now
+            opened = opened.model_copy(update={"limits_file": prof.path, "limits_sha256": prof.sha256})
             opened = opened.model_copy(update={"course_n": course_n, "course_planned": planned, "previous": previous})
             self._rec.mono_origin = self.clock.monotonic()
             first = self._rec.start_record(opened, target)
@@ -456,7 +462,9 @@ class MonitorService:
                 raise CommandRefused("a session is already open")
             self._rec.use_protocol(protocol or opened.protocol)
             self._rec.mono_origin = self.clock.monotonic()
-            first = commands.replay_opened(self._rec, self.clock.now(), opened)
+            prof = self._rec.load_limits()
+            first = commands.replay_opened(self._rec, self.clock.now(), opened).model_copy(
+                update={"limits_file": prof.path, "limits_sha256": prof.sha256})
             stored = self._rec.start_record(first, None if path is None else Path(path))
             self._rec.replaying = True  # its infusion completion comes from the recording
             snap = self._snapshot_for_subscribers()

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chairside.alarms import AlarmEngine, load_profile
+from chairside.alarms import AlarmEngine, LimitsError, LimitsProfile, load_profile
 from chairside.domain.clock import Clock
 from chairside.domain.events import (
     CLINICAL_EVENT_KINDS,
@@ -52,9 +52,13 @@ Store = SessionFile | MemoryStore
 class Recorder:
     """The record, the state and the alarm engine, kept in step (callers hold the service lock)."""
 
-    def __init__(self, clock: Clock, protocol: str, view_factory: Callable[[Recorder], View]) -> None:
+    def __init__(self, clock: Clock, protocol: str, view_factory: Callable[[Recorder], View], *,
+                 limits_file: str | Path | None = None) -> None:
         self.clock = clock
         self.protocol_name = protocol
+        # a limits file chosen at start (setting / --limits / the start screen); None: the
+        # protocol template's own profile
+        self.limits_file: Path | None = Path(limits_file).expanduser() if limits_file else None
         try:
             self.template: ProtocolTemplate = load_template(protocol)
         except ValueError as exc:
@@ -81,8 +85,24 @@ class Recorder:
             raise CommandRefused(str(exc)) from None
         self.protocol_name = name
 
-    def new_engine(self) -> None:
-        self.profile = load_profile(self.template.limits_profile)
+    def load_limits(self, limits_file: str | Path | None = None) -> LimitsProfile:
+        """Load and check the limits the engine will use: ``limits_file`` (which then stays
+        chosen), else the one chosen at start, else the protocol template's profile. A bad
+        file is refused (``CommandRefused`` naming the file and the bad entry) and changes
+        nothing."""
+        chosen = Path(limits_file).expanduser() if limits_file else self.limits_file
+        try:
+            prof = load_profile(chosen if chosen is not None else self.template.limits_profile)
+        except LimitsError as exc:
+            raise CommandRefused(f"limits file {exc}") from None
+        self.limits_file = chosen
+        self.profile = prof
+        return prof
+
+    def new_engine(self, *, reload: bool = True) -> None:
+        """A fresh alarm engine (on the limits loaded again unless ``reload`` is False)."""
+        if reload or getattr(self, "profile", None) is None:
+            self.load_limits()
         self.engine = AlarmEngine(self.profile, t0=self.clock.now(), template=self.template,
                                   phase=self.state.phase if self.state.session else "pre_infusion")
 
@@ -243,7 +263,7 @@ class Recorder:
         self.state = apply(EMPTY_STATE, stored)
         self.view.nibp_log = []
         self.view.timeline_reset([stored])
-        self.new_engine()  # alarms start with the record
+        self.new_engine(reload=False)  # alarms start with the record, on the limits it names
         return stored
 
     def resume(self, p: Path) -> list[Event]:
@@ -279,7 +299,8 @@ class Recorder:
         elapsed = (self.clock.now() - state.session.opened_t).total_seconds()
         self.mono_origin = self.clock.monotonic() - max(elapsed, state.last_mono or 0.0)
         self.view.timeline_reset(events)
-        self.new_engine()
+        self._resume_limits(events[0] if events else None, p)
+        self.new_engine(reload=False)
         self.prime_engine(state, self.clock.now())
         now = self.clock.now()
         for r in list(state.latest.values()):
@@ -287,6 +308,26 @@ class Recorder:
         for r in sf.readings()[-3000:]:
             self.view.note_reading(r, now)
         return events
+
+    def _resume_limits(self, opened: Any, p: Path) -> None:
+        """A resumed record goes on with the limits file it names (unless one was chosen at
+        start); a file that is gone or changed since is logged, and the chosen or the
+        template's limits are used."""
+        named = getattr(opened, "limits_file", None) if getattr(opened, "kind", "") == "session_opened" else None
+        if self.limits_file is None and named and Path(named).is_file():
+            try:
+                prof = load_profile(named)
+            except LimitsError as exc:
+                log.warning("resume %s: the record's limits file is refused now (%s); using the template's", p, exc)
+            else:
+                if prof.sha256 != getattr(opened, "limits_sha256", None):
+                    log.warning("resume %s: the limits file %s changed since the session was opened "
+                                "(sha256 %s, recorded %s)", p, named, prof.sha256[:16],
+                                (getattr(opened, "limits_sha256", None) or "")[:16])
+                self.limits_file = Path(named)
+        elif named and self.limits_file is None:
+            log.warning("resume %s: the record's limits file %s is not there; using the template's", p, named)
+        self.load_limits()
 
     def flush(self) -> None:
         if isinstance(self.store, SessionFile) and self.store.closed:

@@ -1,5 +1,7 @@
 """The start screen: a new session (patient, weight, protocol, staff, the contraindication
-checklist, hours fasted, escort, consent), resume an open session file, or open a replay.
+checklist, hours fasted, escort, consent, the limits file), resume an open session file, or
+open a replay. A limits file that is not a valid one is refused with the file and the bad
+entry named (the session is not opened).
 
 Owns: ``StartScreen`` (a form over the live monitor: monitoring goes on behind it).
 A ticked checklist item means the contraindication IS present (the start of the infusion
@@ -53,6 +55,8 @@ class StartScreen(FormDialog):
             Field("consent", "Consent obtained", "checkbox", default=d.get("consent", False)),
             Field("medications", "Current medicines reviewed", "checkbox", default=d.get("medications", False)),
             Field("allergies", "Allergies (or 'none known')", default=d.get("allergies")),
+            Field("limits", "Limits file", default=d.get("limits"),
+                  placeholder="empty: the protocol's own limits profile"),
         ]
         return out
 
@@ -133,7 +137,8 @@ class StartScreen(FormDialog):
                                 weight_confirmed_by=v.get("weight_confirmed_by") or None,
                                 protocol=v.get("protocol"), staff=staff,
                                 path=(getattr(self.app, "start_defaults", {}) or {}).get("path"),
-                                training=bool((getattr(self.app, "start_defaults", {}) or {}).get("training")))
+                                training=bool((getattr(self.app, "start_defaults", {}) or {}).get("training")),
+                                limits=(v.get("limits") or "").strip() or None)
         svc.complete_checklist(
             author=staff[0], contraindications={i.key: v[f"ci_{i.key}"] for i in console_data().checklist},
             hours_fasted=v.get("hours_fasted"), escort_confirmed=v["escort"], consent=v["consent"],
