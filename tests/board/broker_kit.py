@@ -4,6 +4,7 @@ A machine without mosquitto FAILS these tests: the project's set-up (dev.py) ins
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,11 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\nautosave_interval 1\nlog_dest file {folder}/mosquitto.log\n")
+            f"persistence_location {folder}/\nautosave_interval 1\nlog_dest file {folder}/mosquitto.log\n"
+            # started as root, mosquitto drops to the user "mosquitto", which cannot write into
+            # pytest's private folders: no log, no persistence file, and a restart silently
+            # loses the board's session (and the alarm events queued for it). It runs as us.
+            f"user {getpass.getuser()}\n")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -60,3 +65,7 @@ class Broker:
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
             self.proc.wait(timeout=10)
             self.proc = None
+            if not (self.folder / "mosquitto.db").exists():  # a restart would lose the board's session
+                log = self.folder / "mosquitto.log"
+                raise AssertionError("mosquitto saved no persistence file in " + str(self.folder)
+                                     + (": " + log.read_text()[-500:] if log.exists() else " (and wrote no log)"))
