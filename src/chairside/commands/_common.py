@@ -29,13 +29,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from chairside.diagnostics import log_exception, setup_diagnostics
 from chairside.domain.clock import Clock, WallClock
 from chairside.drivers import available
-from chairside.settings import Settings, SettingsError
-from chairside.settings import load_settings as _load_settings
 
 if TYPE_CHECKING:
+    from chairside.settings import Settings
     from chairside.replay import Replayer
     from chairside.training import TrainingRun
     from chairside.transport import CaptureWriter
@@ -57,6 +55,11 @@ def load_settings(*, diagnostics: bool = True, **overrides: Any) -> Settings:
     """The effective settings (``overrides`` that are not None win); with ``diagnostics`` the
     diagnostic log is set up in the settings' log folder. UsageError on a bad config file or
     environment value (its first line names the file or variable and the key)."""
+    # lazy: the settings (pydantic-settings) and the diagnostic log only for a command that asks
+    from chairside.diagnostics import setup_diagnostics
+    from chairside.settings import SettingsError
+    from chairside.settings import load_settings as _load_settings
+
     try:
         settings = _load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
@@ -180,6 +183,8 @@ def run_console(app: Any, what: str, *, start: Callable[[], None],
     try:
         app.run()
     except Exception as exc:  # noqa: BLE001 - any crash: logged with its traceback, then re-raised
+        from chairside.diagnostics import log_exception  # lazy: see load_settings
+
         log_exception(f"{what} crashed", exc)
         raise
     finally:
