@@ -128,3 +128,14 @@ def test_the_key_is_private_and_stable(tmp_path):
     k2 = index_key(tmp_path / "keys")
     assert k1 == k2 and len(k1) == 32
     assert oct((tmp_path / "keys" / "index.key").stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_rems_lookup_never_raises_and_lists_no_iv_session(folder, tmp_path):
+    from datetime import date
+
+    from chairside.reports.course_index import rems_lookup
+
+    due, err = rems_lookup(folder, date(2026, 1, 5), key=KEY_A)
+    assert (due, err) == ([], "")  # the two sessions are IV ketamine: no REMS form
+    due, err = rems_lookup(tmp_path / "nope", date(2026, 1, 5), key=KEY_A)
+    assert due == [] and "nope" in err and "\n" not in err

@@ -12,7 +12,8 @@ edited or copied from another folder, a key that changed) is recomputed from the
 ``confirm()`` re-reads the head hash of the rows a view is about to show and recomputes
 those that differ. ``verify()`` checks every row against its file (seal, identity, the
 whole chain re-verified, same head hash). ``CourseError`` for a folder that cannot be read
-(one line naming it). ``lookup`` — the console's course view of one patient (never raises).
+(one line naming it). ``lookup`` — the console's course view of one patient, ``rems_lookup`` — the forms due
+(both never raise and use no process pool).
 A folder the index cannot be written to is still served, from an index in memory.
 Must not import: textual, chairside.ui, chairside.service, chairside.transport.
 """
@@ -28,16 +29,16 @@ import os
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import platformdirs
 
-from chairside.reports.course import CourseView, SessionSummary, course_view, summarize
+from chairside.reports.course import CourseView, SessionSummary, course_view, outcomes_data, rems_due, summarize
 from chairside.store import SessionFile
 from chairside.store.schema import SessionFileError
 
-__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX", "index_key", "lookup"]
+__all__ = ["INDEX_NAME", "CourseError", "CourseIndex", "SUFFIX", "index_key", "lookup", "rems_lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +277,23 @@ def lookup(folder: str | Path, patient_id: str, *, session_id: str = "", before:
     except (OSError, sqlite3.Error) as exc:
         return CourseView(patient_id, error=f"Course: {folder}: the index cannot be used ({exc})")
     return course_view(summaries, patient_id, session_id=session_id, before=before, protocol=protocol)
+
+
+def rems_lookup(folder: str | Path, today: date, *, key: bytes | None | str = "default") -> tuple[list[dict], str]:
+    """The REMS forms due in the folder (``chairside.reports.course.rems_due``: the rows that may
+    be listed confirmed against their files) and "" — or ([], one line) when the folder cannot
+    be read. Never raises; no process pool (for a caller with threads: the console, the board)."""
+    try:
+        with CourseIndex(folder, key=key) as index:
+            summaries = index.refresh(parallel=False)
+            drugs = set(outcomes_data()["rems"]["drugs"])
+            due = [s for s in summaries if s.drug in drugs and not s.rems_filed]
+            summaries = index.confirm(due) + [s for s in summaries if not (s.drug in drugs and not s.rems_filed)]
+    except CourseError as exc:
+        return [], f"REMS: {exc}"
+    except (OSError, sqlite3.Error) as exc:
+        return [], f"REMS: {folder}: the index cannot be used ({exc})"
+    return rems_due(summaries, today), ""
 
 
 def _head(path: Path) -> str | None:
